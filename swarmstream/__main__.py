@@ -1,0 +1,3 @@
+from swarmstream.cli.app import main
+
+main()

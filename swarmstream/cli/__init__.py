@@ -1,0 +1,1 @@
+"""The swarmstream command line: a thin Typer layer over the library API."""

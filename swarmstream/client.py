@@ -1,0 +1,177 @@
+"""The library API for producers and readers: submit tasks, read and wait for
+findings, manage dead letters. Workers live in ``swarmstream.worker``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from swarmstream.errors import TaskNotFound, WaitTimeout
+from swarmstream.keys import Keys, validate_name
+from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Task
+from swarmstream.settings import Settings
+from swarmstream.transport.connection import connect, server_version
+from swarmstream.transport.registry import Registry
+from swarmstream.transport.results import Results
+from swarmstream.transport.streams import Streams
+
+
+class Swarm:
+    """A connection to one swarm (namespace). Use ``async with Swarm(...)``."""
+
+    def __init__(self, settings: Settings | None = None, client: Redis | None = None) -> None:
+        self.settings = settings or Settings()
+        self.keys = Keys(self.settings.redis.namespace)
+        self._own = client is None
+        self.client = client or connect(self.settings.redis, client_name="swarmstream:client")
+        self.streams = Streams(self.client, self.keys, self.settings.retention)
+        self.results = Results(self.client, self.keys, self.streams.scripts)
+        self.registry = Registry(self.client, self.keys)
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "swarm") -> Swarm:
+        return cls(Settings.from_flat({"url": url, "namespace": namespace}))
+
+    async def __aenter__(self) -> Swarm:
+        await self.check()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def check(self) -> tuple[int, ...]:
+        """Ping Redis and check its version; raises ConnectionFailed with advice."""
+        return await server_version(self.client, self.settings.redis)
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.client.aclose()
+
+    # -- producing ---------------------------------------------------------
+
+    async def submit(
+        self,
+        spec: str,
+        text: str,
+        *,
+        data: Any = None,
+        shard: str | None = None,
+        pass_no: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float | None = None,
+        task_id: str | None = None,
+    ) -> Task:
+        """Post one task to a spec's stream; returns it (with its id)."""
+        validate_name("spec", spec)
+        extra = {"id": task_id} if task_id else {}
+        task = Task(
+            spec=spec,
+            text=text,
+            data=data,
+            shard=shard,
+            pass_no=pass_no,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **extra,
+        )
+        await self.streams.submit([task])
+        return task
+
+    async def submit_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Post many tasks in one pipelined round trip."""
+        for t in tasks:
+            validate_name("spec", t.spec)
+        await self.streams.submit(tasks)
+        return list(tasks)
+
+    # -- reading -----------------------------------------------------------
+
+    async def finding(self, spec: str, task_id: str) -> Finding | None:
+        """The finding of a task, if it has one."""
+        return await self.results.finding(spec, task_id)
+
+    async def wait(self, task: Task, timeout: float = 60.0) -> Finding:
+        """Block until the task's finding exists; raises WaitTimeout."""
+        found = await self.wait_many([task], timeout)
+        if task.id not in found:
+            raise WaitTimeout(f"no finding for task {task.id} within {timeout:g}s")
+        return found[task.id]
+
+    async def wait_many(self, tasks: Iterable[Task], timeout: float = 60.0) -> dict[str, Finding]:
+        """Wait for the findings of many tasks; returns those that arrived in time."""
+        by_spec: dict[str, set[str]] = {}
+        for t in tasks:
+            by_spec.setdefault(t.spec, set()).add(t.id)
+        deadline = time.monotonic() + timeout
+        found: dict[str, Finding] = {}
+        cursors: dict[str, str] = {}
+        for spec, ids in by_spec.items():
+            cursors[spec] = await self.results.last_finding_id(spec)
+            for task_id in (await self.results.done_many(spec, sorted(ids))).keys():
+                f = await self.results.finding(spec, task_id)
+                if f is not None:
+                    found[task_id] = f
+        wanted = {s: ids - found.keys() for s, ids in by_spec.items()}
+        while any(wanted.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            live = {s: c for s, c in cursors.items() if wanted[s]}
+            cursors_new, batch = await self.results.follow(live, block_ms=max(1, int(left * 1000)))
+            cursors.update(cursors_new)
+            for f in batch:
+                if f.task_id in wanted.get(f.spec, ()):
+                    found[f.task_id] = f
+                    wanted[f.spec].discard(f.task_id)
+        return found
+
+    async def findings(
+        self,
+        spec: str | None = None,
+        *,
+        shard: str | None = None,
+        task_id: str | None = None,
+        count: int | None = None,
+    ) -> list[Finding]:
+        """Stored findings, filtered by spec, shard or task (oldest first)."""
+        specs = [spec] if spec else await self.results.specs()
+        if task_id is not None:
+            for s in specs:
+                f = await self.results.finding(s, task_id)
+                if f is not None:
+                    return [f]
+            raise TaskNotFound(f"no finding for task {task_id}")
+        out: list[Finding] = []
+        for s in specs:
+            out += [
+                f for f in await self.results.findings(s) if shard is None or f.shard == shard
+            ]
+        out.sort(key=lambda f: f.finished)
+        return out[-count:] if count else out
+
+    async def follow(
+        self, specs: Sequence[str] | None = None, *, since: str = "$", block: float = 1.0
+    ) -> AsyncIterator[Finding]:
+        """Yield findings as they arrive (``since='0'`` replays stored ones first)."""
+        names = list(specs) if specs else await self.results.specs()
+        cursors = {}
+        for s in names:
+            cursors[s] = await self.results.last_finding_id(s) if since == "$" else since
+        while True:
+            cursors, batch = await self.results.follow(cursors, block_ms=int(block * 1000))
+            for f in batch:
+                yield f
+
+    # -- dead letters ------------------------------------------------------
+
+    async def dead(self, spec: str, count: int = 100) -> list[DeadLetter]:
+        return await self.results.dead(validate_name("spec", spec), count)
+
+    async def requeue(self, spec: str, entry_ids: Sequence[str] | None = None) -> list[str]:
+        return await self.results.requeue(validate_name("spec", spec), entry_ids)
+
+    async def purge_dead(self, spec: str) -> int:
+        return await self.results.purge_dead(validate_name("spec", spec))

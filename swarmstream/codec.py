@@ -1,0 +1,272 @@
+"""Wire format: stream entry fields <-> domain objects.
+
+A task entry has one field, ``body``: a msgpack map, or a JSON object from a
+foreign producer (detected by its first byte, ``{``). A finding is encoded the
+way its task was, so a JSON producer reads JSON back. docs/protocol.md is the
+reference for other languages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import msgpack
+
+from swarmstream.errors import MalformedEntry
+from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Status, Task
+
+BODY = "body"
+MSGPACK = "msgpack"
+JSON = "json"
+#: Default limit on the total size of one task entry's fields.
+DEFAULT_MAX_ENTRY_BYTES = 1 << 20
+_MAX_ID_LEN = 200
+_ORIG = "orig:"
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def encode_task(task: Task) -> dict[str, bytes]:
+    """Stream fields for a task (msgpack body)."""
+    body: dict[str, Any] = {
+        "id": task.id,
+        "spec": task.spec,
+        "text": task.text,
+        "max_attempts": task.max_attempts,
+        "created": task.created,
+    }
+    if task.data is not None:
+        body["data"] = task.data
+    if task.shard is not None:
+        body["shard"] = task.shard
+    if task.pass_no:
+        body["pass"] = task.pass_no
+    if task.timeout is not None:
+        body["timeout"] = task.timeout
+    return {BODY: pack(body)}
+
+
+def _decode_body(raw: bytes) -> tuple[Any, str]:
+    if raw[:1] in (b"{", b" ", b"\n"):
+        try:
+            return json.loads(raw), JSON
+        except ValueError as exc:
+            raise MalformedEntry(f"body is not valid JSON: {exc}") from None
+    try:
+        return unpack(raw), MSGPACK
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise MalformedEntry(f"body is neither msgpack nor JSON ({type(exc).__name__})") from None
+
+
+def _check(body: dict[str, Any], name: str, types: tuple[type, ...], default: Any) -> Any:
+    value = body.get(name, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise MalformedEntry(
+            f"field {name!r} must be {expected}, got {type(value).__name__}",
+            task_id=body.get("id") if isinstance(body.get("id"), str) else None,
+        )
+    return value
+
+
+def _validate(body: dict[str, Any], spec: str) -> Task:
+    task_id = body.get("id")
+    if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_ID_LEN:
+        raise MalformedEntry("missing or invalid field 'id' (a string of 1-200 characters)")
+    if "text" not in body:
+        raise MalformedEntry("missing field 'text'", task_id=task_id)
+    text = _check(body, "text", (str,), "")
+    body_spec = body.get("spec", spec)
+    if body_spec != spec:
+        raise MalformedEntry(f"field 'spec' is {body_spec!r} but the stream is {spec!r}", task_id)
+    shard = _check(body, "shard", (str,), None)
+    pass_no = _check(body, "pass", (int,), 0)
+    max_attempts = _check(body, "max_attempts", (int,), DEFAULT_MAX_ATTEMPTS)
+    if not 1 <= max_attempts <= 1000:
+        raise MalformedEntry("field 'max_attempts' must be between 1 and 1000", task_id)
+    timeout = _check(body, "timeout", (int, float), None)
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise MalformedEntry("field 'timeout' must be a positive number of seconds", task_id)
+    created = _check(body, "created", (int, float), 0.0)
+    return Task(
+        spec=spec,
+        text=text,
+        id=task_id,
+        data=body.get("data"),
+        shard=shard or None,
+        pass_no=pass_no,
+        max_attempts=max_attempts,
+        timeout=float(timeout) if timeout is not None else None,
+        created=float(created) or time.time(),
+    )
+
+
+def decode_task(
+    spec: str,
+    fields: dict[bytes, bytes] | None,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> tuple[Task, str]:
+    """Decode and validate a task entry. Returns the task and its wire encoding.
+
+    Raises MalformedEntry with a human-readable reason for anything that is not
+    a valid task, including entries whose fields are missing (deleted entries).
+    """
+    if not fields:
+        raise MalformedEntry("entry has no fields (deleted or empty)")
+    size = sum(len(k) + len(v) for k, v in fields.items())
+    if size > max_entry_bytes:
+        raise MalformedEntry(f"entry is {size} bytes, over the limit of {max_entry_bytes}")
+    raw = fields.get(b"body")
+    if raw is None:
+        names = ", ".join(sorted(_s(k) for k in fields))
+        raise MalformedEntry(f"entry has no 'body' field (fields: {names})")
+    body, wire = _decode_body(raw)
+    if not isinstance(body, dict):
+        raise MalformedEntry(f"body must be a map/object, got {type(body).__name__}")
+    return _validate(body, spec), wire
+
+
+def guess_task_id(fields: dict[bytes, bytes] | None) -> str | None:
+    """Best-effort task id of a malformed entry, for the dead letter."""
+    raw = (fields or {}).get(b"body")
+    if not raw or len(raw) > DEFAULT_MAX_ENTRY_BYTES:
+        return None
+    try:
+        body, _ = _decode_body(raw)
+    except MalformedEntry:
+        return None
+    task_id = body.get("id") if isinstance(body, dict) else None
+    return task_id if isinstance(task_id, str) and 0 < len(task_id) <= _MAX_ID_LEN else None
+
+
+def encode_finding(finding: Finding, wire: str = MSGPACK) -> bytes:
+    """The body of a finding entry, in the wire encoding of its task."""
+    body = {
+        "task_id": finding.task_id,
+        "spec": finding.spec,
+        "status": finding.status.value,
+        "content": finding.content,
+        "shard": finding.shard,
+        "pass": finding.pass_no,
+        "worker": finding.worker,
+        "sources": list(finding.sources),
+        "usage": finding.usage,
+        "data": finding.data,
+        "attempt": finding.attempt,
+        "started": finding.started,
+        "finished": finding.finished,
+        "duration_ms": round(finding.duration_ms, 3),
+        "error": finding.error,
+    }
+    if wire == JSON:
+        return json.dumps(body, default=str, ensure_ascii=False).encode()
+    return pack(body)
+
+
+def finding_fields(finding: Finding, wire: str = MSGPACK) -> dict[str, bytes | str]:
+    """Stream fields of a finding entry: plain routing fields plus the body."""
+    return {
+        "task_id": finding.task_id,
+        "shard": finding.shard or "",
+        "status": finding.status.value,
+        BODY: encode_finding(finding, wire),
+    }
+
+
+def decode_finding(entry_id: str, fields: dict[bytes, bytes]) -> Finding:
+    """Decode a finding entry (msgpack or JSON body)."""
+    body, _ = _decode_body(fields[b"body"])
+    return Finding(
+        task_id=body["task_id"],
+        spec=body["spec"],
+        status=Status(body["status"]),
+        content=body.get("content") or "",
+        shard=body.get("shard") or None,
+        pass_no=int(body.get("pass") or 0),
+        worker=body.get("worker") or "",
+        sources=tuple(body.get("sources") or ()),
+        usage=body.get("usage"),
+        data=body.get("data"),
+        attempt=int(body.get("attempt") or 1),
+        started=float(body.get("started") or 0.0),
+        finished=float(body.get("finished") or 0.0),
+        error=body.get("error"),
+        entry_id=entry_id,
+    )
+
+
+def finding_to_json(finding: Finding) -> dict[str, Any]:
+    """A finding as a JSON-ready dict (the CLI's ``--json`` shape)."""
+    return {
+        "task_id": finding.task_id,
+        "spec": finding.spec,
+        "shard": finding.shard,
+        "pass": finding.pass_no,
+        "worker": finding.worker,
+        "status": finding.status.value,
+        "content": finding.content,
+        "sources": list(finding.sources),
+        "usage": finding.usage,
+        "data": finding.data,
+        "attempt": finding.attempt,
+        "duration_ms": round(finding.duration_ms, 3),
+        "error": finding.error,
+        "entry_id": finding.entry_id,
+    }
+
+
+def dead_fields(
+    *,
+    reason: str,
+    error: str | None,
+    task_id: str | None,
+    attempts: int,
+    worker: str,
+    origin_id: str,
+    fields: dict[bytes, bytes] | None,
+) -> dict[str | bytes, bytes | str]:
+    """Fields of a dead-letter entry: why, plus every original field as ``orig:<name>``."""
+    out: dict[str | bytes, bytes | str] = {
+        "reason": reason,
+        "error": error or "",
+        "task_id": task_id or "",
+        "attempts": str(attempts),
+        "worker": worker,
+        "ts": f"{time.time():.6f}",
+        "origin": origin_id,
+    }
+    for name, value in (fields or {}).items():
+        out[_ORIG.encode() + name] = value
+    return out
+
+
+def decode_dead(spec: str, entry_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
+    """Decode a dead-letter entry."""
+    orig = {_s(k)[len(_ORIG) :]: v for k, v in fields.items() if k.startswith(_ORIG.encode())}
+    return DeadLetter(
+        entry_id=entry_id,
+        spec=spec,
+        reason=_s(fields.get(b"reason", b"")),
+        task_id=_s(fields.get(b"task_id", b"")) or None,
+        error=_s(fields.get(b"error", b"")) or None,
+        attempts=int(fields.get(b"attempts", b"0") or 0),
+        worker=_s(fields.get(b"worker", b"")),
+        ts=float(fields.get(b"ts", b"0") or 0),
+        origin_id=_s(fields.get(b"origin", b"")),
+        fields={k: v for k, v in orig.items()},
+    )

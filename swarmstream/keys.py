@@ -1,0 +1,160 @@
+"""Every Redis key swarmstream uses is built here, and nowhere else.
+
+Key layout for a namespace ``NS`` (default ``swarm``), a specialization ``S``
+and a shard ``H``. The part in braces is the Redis Cluster hash tag: all keys
+of one spec share a slot, so every multi-key atomic step (Lua) on a spec
+touches a single slot; the same holds for one shard.
+
+Per specialization (hash tag ``{S}``)::
+
+    NS:spec:{S}:tasks          stream   task entries; consumer group "workers"
+    NS:spec:{S}:findings       stream   one finding per task (MAXLEN ~ trimmed)
+    NS:spec:{S}:dead           stream   dead letters (MAXLEN ~ trimmed)
+    NS:spec:{S}:done:<task>    string   id of the task's finding entry (TTL)
+    NS:spec:{S}:err:<task>     string   last error of a failed attempt (TTL)
+    NS:spec:{S}:stats          hash     counters: completed, failed, dead, retried
+
+Per shard (hash tag ``{H}``)::
+
+    NS:shard:{H}:meta          hash     id, spec, context version, tokens, pass...
+    NS:shard:{H}:ctx:<ver>     string   context bytes of one immutable version
+    NS:shard:{H}:manifest:<ver> string  msgpack manifest of that version
+    NS:shard:{H}:collected     stream   findings collected by the shard
+    NS:shard:{H}:knowledge     hash     pass number -> synthesis (msgpack)
+    NS:shard:{H}:workflow      hash     workflow progress (resumable)
+
+Registries (one key each, no hash tag)::
+
+    NS:specs                   set      every spec that has a task stream
+    NS:workers                 zset     worker name -> last heartbeat (unix s)
+    NS:worker:<name>           hash     worker state, expires with heartbeat TTL
+    NS:shards                  zset     shard id -> last heartbeat (unix s)
+
+An ACL user confined to one namespace needs only the key pattern ``~NS:*``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from swarmstream.errors import ConfigError
+
+#: Consumer group every worker of a spec joins.
+GROUP = "workers"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is a valid spec, shard or namespace name.
+
+    Names are 1-64 characters of letters, digits, ``.``, ``_`` and ``-``, and
+    start with a letter or digit. Braces and colons are refused because they
+    would break the hash tags and the key layout.
+    """
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ConfigError(
+            f"invalid {kind} name {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SpecKeys:
+    """Keys of one specialization. All share the hash tag ``{spec}``."""
+
+    namespace: str
+    spec: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.namespace}:spec:{{{self.spec}}}"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self._base}:tasks"
+
+    @property
+    def findings(self) -> str:
+        return f"{self._base}:findings"
+
+    @property
+    def dead(self) -> str:
+        return f"{self._base}:dead"
+
+    @property
+    def stats(self) -> str:
+        return f"{self._base}:stats"
+
+    def done(self, task_id: str) -> str:
+        return f"{self._base}:done:{task_id}"
+
+    def err(self, task_id: str) -> str:
+        return f"{self._base}:err:{task_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    """Keys of one memory shard. All share the hash tag ``{shard}``."""
+
+    namespace: str
+    shard: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.namespace}:shard:{{{self.shard}}}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self._base}:meta"
+
+    def context(self, version: int) -> str:
+        return f"{self._base}:ctx:{version}"
+
+    def manifest(self, version: int) -> str:
+        return f"{self._base}:manifest:{version}"
+
+    @property
+    def collected(self) -> str:
+        return f"{self._base}:collected"
+
+    @property
+    def knowledge(self) -> str:
+        return f"{self._base}:knowledge"
+
+    @property
+    def workflow(self) -> str:
+        return f"{self._base}:workflow"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Entry point to the key layout of one namespace."""
+
+    namespace: str
+
+    def __post_init__(self) -> None:
+        validate_name("namespace", self.namespace)
+
+    def spec(self, spec: str) -> SpecKeys:
+        return SpecKeys(self.namespace, validate_name("spec", spec))
+
+    def shard(self, shard: str) -> ShardKeys:
+        return ShardKeys(self.namespace, validate_name("shard", shard))
+
+    @property
+    def specs(self) -> str:
+        return f"{self.namespace}:specs"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.namespace}:workers"
+
+    def worker(self, name: str) -> str:
+        return f"{self.namespace}:worker:{name}"
+
+    @property
+    def shards(self) -> str:
+        return f"{self.namespace}:shards"

@@ -1,0 +1,228 @@
+"""One frozen settings object, resolved once from flags, ``SWARMSTREAM_*``
+environment variables and a TOML file (lowest to highest: defaults, file,
+environment, flags). Nothing here is read at import time."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from swarmstream.errors import ConfigError
+from swarmstream.keys import validate_name
+
+DEFAULT_URL = "redis://localhost:6379/0"
+DEFAULT_NAMESPACE = "swarm"
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Redis is and how to talk to it."""
+
+    url: str = DEFAULT_URL
+    namespace: str = DEFAULT_NAMESPACE
+    socket_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    health_check_interval: int = 15
+    retries: int = 5
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in _SCHEMES:
+            raise ConfigError(
+                f"invalid Redis URL {self.redacted_url!r}: "
+                "it must start with redis://, rediss:// or unix://"
+            )
+        if parts.scheme != "unix":
+            try:
+                parts.port  # noqa: B018 - validates the port
+            except ValueError:
+                raise ConfigError(f"invalid Redis URL {self.redacted_url!r}: bad port") from None
+            if not parts.hostname:
+                raise ConfigError(f"invalid Redis URL {self.redacted_url!r}: no host")
+        validate_name("namespace", self.namespace)
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with any password replaced by ``***``, for messages and logs."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history Redis keeps. Nothing grows without bound."""
+
+    findings_maxlen: int = 100_000
+    dead_maxlen: int = 10_000
+    done_ttl: int = 7 * 24 * 3600
+    error_ttl: int = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How a worker reads, leases, retries and stops."""
+
+    concurrency: int = 8
+    claim_idle: float = 60.0
+    lease_interval: float | None = None  # default: claim_idle / 4
+    reclaim_interval: float = 1.0
+    block: float = 1.0
+    grace: float = 30.0
+    retry_base: float = 1.0
+    retry_max: float = 60.0
+    default_timeout: float | None = None
+    heartbeat_interval: float = 2.0
+    trim_interval: float = 5.0
+    max_entry_bytes: int = 1 << 20
+    once: bool = False
+    max_tasks: int | None = None
+    idle_exit: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.claim_idle <= 0:
+            raise ConfigError("claim_idle must be positive")
+        if self.lease_interval is not None and not 0 < self.lease_interval < self.claim_idle:
+            raise ConfigError("lease_interval must be positive and shorter than claim_idle")
+
+    @property
+    def lease_every(self) -> float:
+        """Seconds between lease renewals: well inside claim_idle."""
+        return self.lease_interval if self.lease_interval is not None else self.claim_idle / 4
+
+    @property
+    def reclaim_every(self) -> float:
+        return min(self.reclaim_interval, self.claim_idle / 2)
+
+    @property
+    def heartbeat_ttl(self) -> int:
+        return max(3, int(self.heartbeat_interval * 3 + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a swarmstream process needs, resolved once."""
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    retention: Retention = field(default_factory=Retention)
+
+    @classmethod
+    def load(
+        cls,
+        config: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Resolve settings: defaults < TOML file < environment < ``overrides``.
+
+        ``overrides`` are flat names (``url``, ``namespace``, ``concurrency``,
+        ``claim_idle``...) whose value is not None.
+        """
+        env = os.environ if env is None else env
+        flat: dict[str, Any] = {}
+        if config is not None:
+            flat.update(_read_toml(Path(config)))
+        flat.update(_from_env(env))
+        flat.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_flat(flat)
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> Settings:
+        """Build from flat names, each routed to the section that owns it."""
+        sections: dict[str, dict[str, Any]] = {"redis": {}, "worker": {}, "retention": {}}
+        owners = {
+            f.name: section
+            for section, klass in (
+                ("redis", RedisSettings),
+                ("worker", WorkerSettings),
+                ("retention", Retention),
+            )
+            for f in fields(klass)
+        }
+        for name, value in flat.items():
+            if name not in owners:
+                raise ConfigError(f"unknown setting {name!r}")
+            sections[owners[name]][name] = value
+        try:
+            return cls(
+                redis=RedisSettings(**sections["redis"]),
+                worker=WorkerSettings(**sections["worker"]),
+                retention=Retention(**sections["retention"]),
+            )
+        except TypeError as exc:
+            raise ConfigError(f"invalid settings: {exc}") from None
+
+    def with_worker(self, **changes: Any) -> Settings:
+        """A copy with some worker settings changed."""
+        return replace(self, worker=replace(self.worker, **changes))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for section in ("redis", "worker", "retention"):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [{section}] must be a table")
+        flat.update(table)
+    return flat
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name in _FIELD_KINDS:
+        raw = env.get(f"SWARMSTREAM_{name.upper()}")
+        if raw is None or raw == "":
+            continue
+        flat[name] = _coerce(name, raw)
+    if "url" not in flat and env.get("SWARMSTREAM_REDIS_URL"):
+        flat["url"] = env["SWARMSTREAM_REDIS_URL"]
+    return flat
+
+
+def _coerce(name: str, raw: str) -> Any:
+    kind = _FIELD_KINDS.get(name, "str")
+    try:
+        if kind == "bool":
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"SWARMSTREAM_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def _kind(annotation: Any) -> str:
+    text = str(annotation)
+    for kind in ("bool", "int", "float"):
+        if text.startswith(kind):
+            return kind
+    return "str"
+
+
+_FIELD_KINDS = {
+    f.name: _kind(f.type)
+    for klass in (RedisSettings, WorkerSettings, Retention)
+    for f in dataclasses.fields(klass)
+}

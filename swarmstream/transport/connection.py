@@ -1,0 +1,56 @@
+"""Building an asyncio Redis client from RedisSettings."""
+
+from __future__ import annotations
+
+import socket
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from swarmstream.errors import ConfigError, ConnectionFailed, RedisVersionError
+from swarmstream.settings import RedisSettings
+
+MIN_VERSION = (6, 2)
+
+
+def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
+    """A client for ``settings.url`` (redis://, rediss://, unix://), not yet connected.
+
+    Commands are retried with exponential backoff when a connection drops, so a
+    short Redis restart or a killed connection costs latency, not errors.
+    """
+    try:
+        client: Redis = Redis.from_url(
+            settings.url,
+            decode_responses=False,
+            socket_timeout=settings.socket_timeout,
+            socket_connect_timeout=settings.connect_timeout,
+            socket_keepalive=True,
+            health_check_interval=settings.health_check_interval,
+            client_name=client_name,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), settings.retries),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, socket.timeout],
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis URL {settings.redacted_url}: {exc}") from None
+    return client
+
+
+async def server_version(client: Redis, settings: RedisSettings) -> tuple[int, ...]:
+    """Ping the server and check it is at least Redis 6.2; returns its version."""
+    try:
+        info = await client.info("server")
+    except RedisError as exc:
+        raise ConnectionFailed(
+            f"cannot reach Redis at {settings.redacted_url}: {exc}. "
+            "Start one with 'swarmstream up' or set --redis-url / SWARMSTREAM_REDIS_URL."
+        ) from None
+    raw = str(info.get("redis_version", "0"))
+    version = tuple(int(p) for p in raw.split(".")[:3] if p.isdigit())
+    if version < MIN_VERSION:
+        raise RedisVersionError(f"Redis {raw} at {settings.redacted_url} is too old; need 6.2+")
+    return version

@@ -1,0 +1,126 @@
+"""Reading findings and managing dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from swarmstream import codec
+from swarmstream.keys import Keys
+from swarmstream.models import DeadLetter, Finding
+from swarmstream.transport.scripts import Scripts
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Results:
+    """Findings and dead letters of one namespace."""
+
+    def __init__(self, client: Redis, keys: Keys, scripts: Scripts | None = None) -> None:
+        self.client: Any = client  # replies are bytes; converted here
+        self.keys = keys
+        self.scripts = scripts or Scripts.register(client)
+
+    async def specs(self) -> list[str]:
+        """Every spec that has ever had a task stream in this namespace."""
+        return sorted(_s(s) for s in await self.client.smembers(self.keys.specs))
+
+    async def finding(self, spec: str, task_id: str) -> Finding | None:
+        """The finding of one task, or None if it has none (yet, or trimmed)."""
+        k = self.keys.spec(spec)
+        fid = await self.client.get(k.done(task_id))
+        if fid is None:
+            return None
+        rows = await self.client.xrange(k.findings, min=fid, max=fid, count=1)
+        if not rows:
+            return None
+        entry_id, fields = rows[0]
+        return codec.decode_finding(_s(entry_id), fields)
+
+    async def findings(
+        self, spec: str, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[Finding]:
+        """Findings of a spec in stream order."""
+        rows = await self.client.xrange(self.keys.spec(spec).findings, start, end, count)
+        return [codec.decode_finding(_s(i), f) for i, f in rows]
+
+    async def last_finding_id(self, spec: str) -> str:
+        """The id of the newest finding of a spec ('0-0' if none): a follow cursor."""
+        rows = await self.client.xrevrange(self.keys.spec(spec).findings, count=1)
+        return _s(rows[0][0]) if rows else "0-0"
+
+    async def follow(
+        self, cursors: dict[str, str], block_ms: int, count: int = 500
+    ) -> tuple[dict[str, str], list[Finding]]:
+        """Block until new findings arrive after the per-spec cursors (XREAD).
+
+        Returns the advanced cursors and the findings, in arrival order per spec.
+        """
+        streams = {self.keys.spec(s).findings: c for s, c in cursors.items()}
+        by_key = {self.keys.spec(s).findings: s for s in cursors}
+        reply = await self.client.xread(streams, count=count, block=block_ms)
+        out: list[Finding] = []
+        nxt = dict(cursors)
+        for key, entries in reply or ():
+            spec = by_key[_s(key)]
+            for entry_id, fields in entries:
+                nxt[spec] = _s(entry_id)
+                out.append(codec.decode_finding(_s(entry_id), fields))
+        return nxt, out
+
+    async def done_many(self, spec: str, task_ids: Sequence[str]) -> dict[str, str]:
+        """Map task ids that have a finding to their finding entry ids (one MGET)."""
+        if not task_ids:
+            return {}
+        k = self.keys.spec(spec)
+        values = await self.client.mget([k.done(t) for t in task_ids])
+        return {t: _s(v) for t, v in zip(task_ids, values, strict=True) if v is not None}
+
+    # -- dead letters ------------------------------------------------------
+
+    async def dead(self, spec: str, count: int = 100) -> list[DeadLetter]:
+        """The newest dead letters of a spec, oldest first."""
+        rows = await self.client.xrevrange(self.keys.spec(spec).dead, count=count)
+        return [codec.decode_dead(spec, _s(i), f) for i, f in reversed(rows)]
+
+    async def dead_count(self, spec: str) -> int:
+        return int(await self.client.xlen(self.keys.spec(spec).dead))
+
+    async def requeue(self, spec: str, entry_ids: Sequence[str] | None = None) -> list[str]:
+        """Move dead letters back to the task stream (all of them when ids is None).
+
+        Returns the new task entry ids. A requeued task gets a fresh finding.
+        """
+        k = self.keys.spec(spec)
+        if entry_ids is None:
+            rows = await self.client.xrange(k.dead)
+        else:
+            rows = []
+            for eid in entry_ids:
+                rows += await self.client.xrange(k.dead, eid, eid)
+        new_ids: list[str] = []
+        for entry_id, fields in rows:
+            letter = codec.decode_dead(spec, _s(entry_id), fields)
+            if not letter.fields:
+                continue
+            task_id = letter.task_id or "-"
+            flat = [x for pair in letter.fields.items() for x in pair]
+            new = await self.scripts.requeue(
+                keys=[k.dead, k.tasks, k.done(task_id)], args=[letter.entry_id, *flat]
+            )
+            if new:
+                new_ids.append(_s(new))
+        return new_ids
+
+    async def purge_dead(self, spec: str) -> int:
+        """Delete every dead letter of a spec; returns how many there were."""
+        k = self.keys.spec(spec)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xlen(k.dead)
+            pipe.delete(k.dead)
+            n, _ = await pipe.execute()
+        return int(n)

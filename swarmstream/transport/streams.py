@@ -1,0 +1,279 @@
+"""Task streams: submit, read, reclaim, lease, complete, retry, release, bury, trim.
+
+Every call here is one round trip (a command, a pipeline or one Lua script).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from swarmstream import codec
+from swarmstream.keys import GROUP, Keys, SpecKeys
+from swarmstream.models import Finding, Task
+from swarmstream.settings import Retention
+from swarmstream.transport.scripts import Scripts
+
+#: complete() outcomes per item
+RECORDED, DUPLICATE, LOST = 1, 0, -1
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A raw stream entry as read: the decoding happens above the transport."""
+
+    spec: str
+    entry_id: str
+    fields: dict[bytes, bytes]
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finding ready to be recorded for the entry that carried its task."""
+
+    entry_id: str
+    finding: Finding
+    wire: str = codec.MSGPACK
+
+
+class Streams:
+    """Task-stream operations for one namespace."""
+
+    def __init__(self, client: Redis, keys: Keys, retention: Retention | None = None) -> None:
+        self.client: Any = client  # replies are bytes; converted here
+        self.keys = keys
+        self.retention = retention or Retention()
+        self.scripts = Scripts.register(client)
+        self._groups: set[str] = set()
+
+    # -- producing ---------------------------------------------------------
+
+    async def ensure_group(self, spec: str) -> None:
+        """Create the spec's stream and consumer group (idempotent) and register it."""
+        if spec in self._groups:
+            return
+        k = self.keys.spec(spec)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xgroup_create(k.tasks, GROUP, id="0", mkstream=True)
+            pipe.sadd(self.keys.specs, spec)
+            results = await pipe.execute(raise_on_error=False)
+        err = results[0]
+        if isinstance(err, Exception) and "BUSYGROUP" not in str(err):
+            raise err
+        self._groups.add(spec)
+
+    async def submit(self, tasks: Sequence[Task]) -> list[str]:
+        """Append tasks to their specs' streams in one pipeline; returns entry ids."""
+        for spec in {t.spec for t in tasks}:
+            await self.ensure_group(spec)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                pipe.xadd(self.keys.spec(task.spec).tasks, codec.encode_task(task))
+            ids = await pipe.execute()
+        return [_s(i) for i in ids]
+
+    async def add_raw(self, spec: str, fields: dict[str, Any]) -> str:
+        """Append an entry with arbitrary fields (tests, bridges, foreign producers)."""
+        await self.ensure_group(spec)
+        return _s(await self.client.xadd(self.keys.spec(spec).tasks, fields))
+
+    # -- consuming ---------------------------------------------------------
+
+    async def read(
+        self, specs: Sequence[str], consumer: str, count: int, block_ms: int
+    ) -> list[Entry]:
+        """XREADGROUP new entries of several specs in one blocking call."""
+        streams = {self.keys.spec(s).tasks: ">" for s in specs}
+        by_key = {self.keys.spec(s).tasks: s for s in specs}
+        try:
+            reply = await self.client.xreadgroup(
+                GROUP,
+                consumer,
+                streams,
+                count=count,
+                block=block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._groups.clear()
+            for spec in specs:
+                await self.ensure_group(spec)
+            return []
+        out: list[Entry] = []
+        for key, entries in reply or ():
+            spec = by_key[_s(key)]
+            for entry_id, fields in entries:
+                out.append(Entry(spec, _s(entry_id), fields or {}, 1))
+        return out
+
+    async def reclaim(
+        self, spec: str, consumer: str, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[Entry]]:
+        """XAUTOCLAIM entries idle past ``min_idle_ms``, with their delivery counts."""
+        k = self.keys.spec(spec)
+        nxt, flat = await self.scripts.reclaim(
+            keys=[k.tasks], args=[GROUP, consumer, min_idle_ms, start, count]
+        )
+        out = []
+        for i in range(0, len(flat), 3):
+            raw = flat[i + 1]
+            fields = {raw[j]: raw[j + 1] for j in range(0, len(raw), 2)}
+            out.append(Entry(spec, _s(flat[i]), fields, int(flat[i + 2])))
+        return _s(nxt), out
+
+    async def renew(self, spec: str, consumer: str, entry_ids: Iterable[str]) -> list[str]:
+        """Renew leases on entries still owned; returns the ids whose lease was lost."""
+        ids = list(entry_ids)
+        if not ids:
+            return []
+        lost = await self.scripts.renew(
+            keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer, *ids]
+        )
+        return [_s(i) for i in lost]
+
+    async def complete(self, spec: str, consumer: str, items: Sequence[Completion]) -> list[int]:
+        """Record findings and ack, atomically; per item RECORDED, DUPLICATE or LOST."""
+        k = self.keys.spec(spec)
+        keys: list[str] = [k.tasks, k.findings, k.stats]
+        args: list[Any] = [GROUP, consumer, self.retention.done_ttl, self.retention.findings_maxlen]
+        for item in items:
+            f = item.finding
+            keys += [k.done(f.task_id), k.err(f.task_id)]
+            args += [
+                item.entry_id,
+                f.task_id,
+                f.shard or "",
+                f.status.value,
+                codec.encode_finding(f, item.wire),
+            ]
+        result = await self.scripts.complete(keys=keys, args=args)
+        return [int(r) for r in result]
+
+    async def retry_later(
+        self,
+        spec: str,
+        consumer: str,
+        entry_id: str,
+        task_id: str,
+        error: str,
+        attempt: int,
+        reclaim_after_ms: int,
+        claim_idle_ms: int,
+    ) -> bool:
+        """Keep a failed entry pending, to be reclaimed by any worker after a backoff."""
+        k = self.keys.spec(spec)
+        idle = max(0, claim_idle_ms - reclaim_after_ms)
+        payload = json.dumps({"error": error, "attempt": attempt})
+        r = await self.scripts.retry(
+            keys=[k.tasks, k.err(task_id), k.stats],
+            args=[GROUP, consumer, entry_id, idle, payload, self.retention.error_ttl],
+        )
+        return int(r) == 1
+
+    async def last_error(self, spec: str, task_id: str) -> dict[str, Any] | None:
+        """The error recorded by the task's last failed attempt, if any."""
+        raw = await self.client.get(self.keys.spec(spec).err(task_id))
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def release(
+        self, spec: str, consumer: str, entry_ids: Iterable[str], claim_idle_ms: int
+    ) -> int:
+        """Give entries back for immediate reclaim, without spending an attempt."""
+        ids = list(entry_ids)
+        if not ids:
+            return 0
+        n = await self.scripts.release(
+            keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer, claim_idle_ms, *ids]
+        )
+        return int(n)
+
+    async def bury(
+        self,
+        spec: str,
+        consumer: str,
+        entry: Entry,
+        reason: str,
+        error: str | None,
+        finding: Finding | None,
+        wire: str = codec.MSGPACK,
+    ) -> bool:
+        """Dead-letter an entry (and write the task's final finding, if it has an id)."""
+        k = self.keys.spec(spec)
+        task_id = finding.task_id if finding else ""
+        placeholder = k.done("-")  # a key of the same slot, never written
+        dead = codec.dead_fields(
+            reason=reason,
+            error=error,
+            task_id=task_id or codec.guess_task_id(entry.fields),
+            attempts=entry.deliveries,
+            worker=consumer,
+            origin_id=entry.entry_id,
+            fields=entry.fields,
+        )
+        flat: list[Any] = [x for pair in dead.items() for x in pair]
+        r = await self.scripts.bury(
+            keys=[
+                k.tasks,
+                k.findings,
+                k.dead,
+                k.stats,
+                k.done(task_id) if task_id else placeholder,
+                k.err(task_id) if task_id else placeholder,
+            ],
+            args=[
+                GROUP,
+                consumer,
+                entry.entry_id,
+                self.retention.done_ttl,
+                self.retention.findings_maxlen,
+                self.retention.dead_maxlen,
+                task_id,
+                finding.shard or "" if finding else "",
+                finding.status.value if finding else "",
+                codec.encode_finding(finding, wire) if finding else b"",
+                *flat,
+            ],
+        )
+        return int(r) == 1
+
+    # -- hygiene -----------------------------------------------------------
+
+    async def trim(self, spec: str) -> int:
+        """MINID-trim acked entries off the task stream; returns entries removed."""
+        return int(await self.scripts.trim(keys=[self.keys.spec(spec).tasks]))
+
+    async def consumers(self, spec: str) -> list[dict[str, Any]]:
+        """XINFO CONSUMERS of the spec's group: name, pending, idle (ms)."""
+        try:
+            rows = await self.client.xinfo_consumers(self.keys.spec(spec).tasks, GROUP)
+        except ResponseError:
+            return []
+        return [
+            {"name": _s(r["name"]), "pending": int(r["pending"]), "idle": int(r["idle"])}
+            for r in rows
+        ]
+
+    async def prune_consumer(self, spec: str, consumer: str) -> bool:
+        """Delete a consumer from the group if it owns no pending entry."""
+        r = await self.scripts.prune(keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer])
+        return int(r) == 1
+
+    def spec_keys(self, spec: str) -> SpecKeys:
+        return self.keys.spec(spec)
