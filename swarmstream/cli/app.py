@@ -6,16 +6,16 @@ stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
-import click
 import typer
 from redis.exceptions import RedisError
-from typer.core import TyperGroup
 
 from swarmstream.errors import ConfigError, ConnectionFailed, SwarmstreamError
 from swarmstream.settings import DEFAULT_NAMESPACE, DEFAULT_URL, Settings
@@ -23,37 +23,36 @@ from swarmstream.settings import DEFAULT_NAMESPACE, DEFAULT_URL, Settings
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class CliError(click.ClickException):
-    """A one-line error with a chosen exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print one error line on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
-class _Group(TyperGroup):
-    """Turns library errors into CliError (one line, exit code by kind)."""
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command so library errors become one line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return super().invoke(ctx)
+            return fn(*args, **kwargs)
         except ConfigError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
+            fail(str(exc), EXIT_USAGE)
         except ConnectionFailed as exc:
-            raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+            fail(str(exc), EXIT_UNAVAILABLE)
         except SwarmstreamError as exc:
-            raise CliError(str(exc)) from None
+            fail(str(exc))
         except RedisError as exc:
-            raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
+            fail(f"Redis error: {exc}", EXIT_UNAVAILABLE)
+
+    return wrapper
 
 
 app = typer.Typer(
-    cls=_Group,
     help="Swarms of AI agents sharing work and memory through Redis Streams.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -68,4 +68,6 @@ def worker(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("worker")(worker)
+    from swarmstream.cli.app import guarded
+
+    app.command("worker")(guarded(worker))

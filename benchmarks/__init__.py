@@ -1,0 +1,1 @@
+"""Benchmarks for swarmstream (not part of the installed package)."""

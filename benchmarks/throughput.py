@@ -1,0 +1,733 @@
+"""Throughput of one swarmstream worker process against a hand-written redis-py loop.
+
+Measured side by side, in one run, on one Redis server:
+
+* ``raw``: a reference consumer in its own process (sync redis-py + hiredis,
+  msgpack bodies): XREADGROUP COUNT 100 BLOCK, then one pipeline per batch with
+  an XADD of a small result per task and one XACK of the batch.
+* ``swarmstream cN``: one worker process (``python -m swarmstream worker SPEC
+  --handler echo --concurrency N``, started with ``spawn_worker``).
+* enqueue rate of ``Swarm.submit_many`` in batches (and of a raw pipelined XADD).
+
+Each consumption measurement pre-loads N tasks into a fresh namespace, starts the
+consumer, waits until it is blocked in XREADGROUP, then releases the tasks at once
+(XGROUP SETID back to 0 plus an XADD of the Nth task, which wakes the reader) and
+times until N results exist (XLEN of the results/findings stream, polled every
+2 ms). Process start-up and shutdown are outside the timed window. Runs of all
+configurations are interleaved, repeated, and every namespace is deleted after use.
+
+    python benchmarks/throughput.py                  # full: 20000 tasks x 5 repeats
+    python benchmarks/throughput.py --quick          # CI smoke, a few seconds
+    python benchmarks/throughput.py --json out.json --profile prof/
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import redis
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from swarmstream import codec
+from swarmstream.client import Swarm
+from swarmstream.embedded import EmbeddedRedis, free_port
+from swarmstream.keys import GROUP, Keys
+from swarmstream.models import Task
+from swarmstream.settings import Settings
+from swarmstream.worker.process import spawn_worker, worker_argv
+
+SPEC = "bench"
+RAW_COUNT = 100
+RAW_BLOCK_MS = 1000
+POLL = 0.002
+console = Console()
+
+
+# -- the raw reference consumer (runs in its own process) ---------------------
+
+
+def raw_consumer(url: str, stream: str, results: str, consumer: str, count: int) -> None:
+    """Read a batch, write one small msgpack result per task, ack: one pipeline per batch."""
+    client = redis.Redis.from_url(url)
+    packb, unpackb = msgpack.packb, msgpack.unpackb
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        reply = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=count, block=RAW_BLOCK_MS)
+        if not reply:
+            continue
+        pipe = client.pipeline(transaction=False)
+        for _key, entries in reply:
+            ids = []
+            for entry_id, fields in entries:
+                task = unpackb(fields[b"body"], raw=False)
+                body = {
+                    "task_id": task["id"],
+                    "status": "ok",
+                    "content": task["text"],
+                    "worker": consumer,
+                    "finished": time.time(),
+                }
+                pipe.xadd(results, {"task_id": task["id"], "status": "ok", "body": packb(body)})
+                ids.append(entry_id)
+            pipe.xack(stream, GROUP, *ids)
+        pipe.execute()
+
+
+# -- measuring helpers --------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU seconds of a process so far (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    parts = stat[stat.rindex(")") + 2 :].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    xs = sorted(values)
+    if len(xs) >= 2:
+        q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    else:
+        q1 = q3 = xs[0]
+    return {
+        "median": statistics.median(xs),
+        "min": xs[0],
+        "max": xs[-1],
+        "q1": q1,
+        "q3": q3,
+        "n": len(xs),
+    }
+
+
+@dataclass
+class Run:
+    kind: str  # "raw" or "swarmstream"
+    concurrency: int | None
+    repeat: int
+    tasks: int
+    seconds: float
+    tasks_per_s: float
+    consumer_cpu_s: float | None
+    redis_cpu_s: float | None
+    results: int
+    pending_after: int
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return "raw redis-py" if self.kind == "raw" else f"swarmstream c{self.concurrency}"
+
+
+@dataclass
+class Bench:
+    url: str
+    redis_pid: int | None
+    tmp: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    seq: int = 0
+
+    def namespace(self, kind: str) -> str:
+        self.seq += 1
+        return f"bench-{self.run_id}-{self.seq}-{kind}"
+
+    async def client(self) -> Redis:
+        return Redis.from_url(self.url, decode_responses=False)
+
+    async def drop(self, client: Redis, namespace: str) -> int:
+        """Delete every key of one namespace (never anything else)."""
+        removed = 0
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{namespace}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 2000:
+                removed += await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += await client.unlink(*batch)
+        return removed
+
+
+async def wait_consumer(
+    client: Redis, stream: str, name: str, proc: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until the consumer has issued its first XREADGROUP (it shows in the group)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"consumer exited early (rc {proc.returncode}):\n{tail}")
+        rows = await client.xinfo_consumers(stream, GROUP)
+        if any(r["name"] in (name, name.encode()) for r in rows):
+            await asyncio.sleep(0.05)  # let it settle into the blocking read
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"consumer {name} never joined the group of {stream}")
+
+
+async def release_and_time(
+    client: Redis,
+    stream: str,
+    results: str,
+    kick: dict[str, bytes],
+    n: int,
+    pids: tuple[int | None, int | None],
+) -> tuple[float, float | None, float | None]:
+    """Move the group back to 0 and XADD the last task (wakes the blocked reader);
+    time until ``n`` results exist. Returns seconds and CPU seconds of the consumer
+    and of redis-server spent in the window."""
+    consumer_pid, redis_pid = pids
+    c0, r0 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
+    deadline = time.monotonic() + max(120.0, n / 100)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.xgroup_setid(stream, GROUP, "0")
+        pipe.xadd(stream, kick)
+        t0 = time.perf_counter()
+        await pipe.execute()
+    while True:
+        if await client.xlen(results) >= n:
+            elapsed = time.perf_counter() - t0
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out: only {await client.xlen(results)} of {n} results")
+        await asyncio.sleep(POLL)
+    c1, r1 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
+    cpu_c = c1 - c0 if c0 is not None and c1 is not None else None
+    cpu_r = r1 - r0 if r0 is not None and r1 is not None else None
+    return elapsed, cpu_c, cpu_r
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout)
+
+
+async def pending_count(client: Redis, stream: str) -> int:
+    info = await client.xpending(stream, GROUP)
+    return int(info["pending"])
+
+
+def task_body(i: int, spec: str) -> dict[str, bytes]:
+    """The fields of a task as swarmstream encodes them (also used by raw)."""
+    return codec.encode_task(Task(spec=spec, text=f"task {i}"))
+
+
+# -- one measurement of each kind ---------------------------------------------
+
+
+def start_profiler(pid: int, out: Path, rate: int) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        console.print("[yellow]py-spy not found; run `pip install py-spy` to profile[/]")
+        return None
+    argv = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
+    argv += ["--nonblocking", "--idle", "-o", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attach
+    return proc
+
+
+async def measure_raw(
+    bench: Bench, n: int, repeat: int, profile: Path | None = None, rate: int = 250
+) -> Run:
+    ns = bench.namespace("raw")
+    stream, results = f"{ns}:raw:tasks", f"{ns}:raw:results"
+    client = await bench.client()
+    log = bench.tmp / f"{ns}.log"
+    proc = None
+    prof = None
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for i in range(n - 1):
+                pipe.xadd(stream, task_body(i, SPEC))
+                if len(pipe) >= 1000:
+                    await pipe.execute()
+            await pipe.execute()
+        await client.xgroup_create(stream, GROUP, id="$", mkstream=True)
+        name = f"raw-{ns}"
+        argv = [sys.executable, str(Path(__file__).resolve()), "_raw_consumer"]
+        argv += [bench.url, stream, results, name, str(RAW_COUNT)]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)
+        await wait_consumer(client, stream, name, proc, log)
+        if profile is not None:
+            prof = start_profiler(proc.pid, profile / "raw.txt", rate)
+        seconds, cpu_c, cpu_r = await release_and_time(
+            client, stream, results, task_body(n - 1, SPEC), n, (proc.pid, bench.redis_pid)
+        )
+        stop_process(proc)
+        if prof is not None:
+            prof.wait(30)
+        return Run(
+            "raw",
+            None,
+            repeat,
+            n,
+            seconds,
+            n / seconds,
+            cpu_c,
+            cpu_r,
+            await client.xlen(results),
+            await pending_count(client, stream),
+        )
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        await bench.drop(client, ns)
+        await client.aclose()
+
+
+async def measure_swarmstream(
+    bench: Bench,
+    n: int,
+    concurrency: int,
+    repeat: int,
+    profile: Path | None = None,
+    rate: int = 250,
+) -> Run:
+    ns = bench.namespace(f"ss{concurrency}")
+    settings = Settings.from_flat({"url": bench.url, "namespace": ns, "concurrency": concurrency})
+    k = Keys(ns).spec(SPEC)
+    client = await bench.client()
+    log = bench.tmp / f"{ns}.log"
+    proc = None
+    prof = None
+    try:
+        async with Swarm(settings, client=client) as swarm:
+            tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n - 1)]
+            for i in range(0, len(tasks), 1000):
+                await swarm.submit_many(tasks[i : i + 1000])
+        await client.xgroup_setid(k.tasks, GROUP, "$")  # hide them until the clock starts
+        name = f"ss-{ns}"
+        with log.open("wb") as out:
+            proc = spawn_worker([SPEC], "echo", settings, name=name, stdout=out, stderr=out)
+        await wait_consumer(client, k.tasks, name, proc, log)
+        if profile is not None:
+            prof = start_profiler(proc.pid, profile / f"swarmstream-c{concurrency}.txt", rate)
+        seconds, cpu_c, cpu_r = await release_and_time(
+            client, k.tasks, k.findings, task_body(n - 1, SPEC), n, (proc.pid, bench.redis_pid)
+        )
+        rc = stop_process(proc)
+        if prof is not None:
+            prof.wait(30)
+        summary = log.read_text(errors="replace").strip().splitlines()
+        return Run(
+            "swarmstream",
+            concurrency,
+            repeat,
+            n,
+            seconds,
+            n / seconds,
+            cpu_c,
+            cpu_r,
+            await client.xlen(k.findings),
+            await pending_count(client, k.tasks),
+            note=(summary[-1] if summary else "") + ("" if rc == 0 else f" (rc {rc})"),
+        )
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        await bench.drop(client, ns)
+        await client.aclose()
+
+
+async def measure_enqueue(bench: Bench, n: int, batch: int) -> dict[str, float]:
+    """Tasks/s of Swarm.submit_many in batches, and of a raw pipelined XADD (same bodies).
+
+    Task objects are built before the clock starts; encoding is inside it for both."""
+    out: dict[str, float] = {}
+    client = await bench.client()
+    try:
+        ns = bench.namespace("enq")
+        settings = Settings.from_flat({"url": bench.url, "namespace": ns})
+        async with Swarm(settings, client=client) as swarm:
+            await swarm.streams.ensure_group(SPEC)
+            tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n)]
+            t0 = time.perf_counter()
+            for i in range(0, n, batch):
+                await swarm.submit_many(tasks[i : i + batch])
+            out["submit_many"] = n / (time.perf_counter() - t0)
+        await bench.drop(client, ns)
+
+        ns = bench.namespace("enqraw")
+        stream = f"{ns}:raw:tasks"
+        bodies = [
+            {"id": t.id, "spec": t.spec, "text": t.text, "max_attempts": 3, "created": t.created}
+            for t in tasks
+        ]
+        packb = msgpack.packb
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            async with client.pipeline(transaction=False) as pipe:
+                for body in bodies[i : i + batch]:
+                    pipe.xadd(stream, {"body": packb(body)})
+                await pipe.execute()
+        out["raw_xadd"] = n / (time.perf_counter() - t0)
+        await bench.drop(client, ns)
+    finally:
+        await client.aclose()
+    return out
+
+
+# -- profile summary ------------------------------------------------------------
+
+_IDLE = ("select (selectors.py", "_run_once (asyncio/base_events.py", "epoll")
+
+
+def _frame_name(frame: str) -> str:
+    """'func (path/to/file.py:12)' -> 'func (file.py)' (line numbers merged)."""
+    if " (" not in frame:
+        return frame
+    func, where = frame.split(" (", 1)
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    short = "/".join(parts[-2:]) if parts[-2:-1] and parts[-2] in ("asyncio", "redis") else parts[-1]
+    if "site-packages/" in path:
+        short = path.split("site-packages/", 1)[1]
+    elif "/swarmstream/" in path:
+        short = "swarmstream/" + path.split("/swarmstream/", 1)[1]
+    return f"{func} ({short})"
+
+
+def summarize_profile(path: Path, top: int = 30) -> dict[str, Any]:
+    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output.
+
+    Idle samples (the event loop waiting in select/epoll) are reported separately and
+    excluded from the busy percentages."""
+    stacks: list[tuple[list[str], int]] = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, _, count = line.rpartition(" ")
+        stacks.append(([_frame_name(f) for f in stack.split(";")], int(count)))
+    total = sum(c for _, c in stacks)
+    idle = sum(c for frames, c in stacks if frames and frames[-1].startswith("select ("))
+    busy = total - idle or 1
+    self_: dict[str, int] = defaultdict(int)
+    incl: dict[str, int] = defaultdict(int)
+    for frames, c in stacks:
+        if frames and frames[-1].startswith("select ("):
+            continue
+        self_[frames[-1]] += c
+        for f in set(frames):
+            incl[f] += c
+    by_self = sorted(self_.items(), key=lambda kv: -kv[1])[:top]
+    by_incl = sorted(incl.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "samples": total,
+        "idle_share": idle / total if total else 0.0,
+        "self": [(f, c / busy) for f, c in by_self],
+        "inclusive": [(f, c / busy) for f, c in by_incl],
+    }
+
+
+# -- driver -------------------------------------------------------------------
+
+
+def machine_info(url: str, redis_version: str) -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    git: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        root = Path(__file__).resolve().parent.parent
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "swarmstream"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        git = {"commit": head, "swarmstream_dirty": bool(dirty)}
+    try:
+        import hiredis
+
+        hiredis_version = hiredis.__version__
+    except ImportError:
+        hiredis_version = None
+    from importlib.metadata import version
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_impl": platform.python_implementation(),
+        "redis_server": redis_version,
+        "redis_py": redis.__version__,
+        "hiredis": hiredis_version,
+        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
+        "msgpack": ".".join(map(str, msgpack.version)),
+        "swarmstream": version("swarmstream"),
+        "git": git,
+    }
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    consume = report["consume"]
+    raw_median = consume["raw"]["stats"]["median"]
+    table = Table(title=f"consume {report['config']['tasks']:,} tasks (tasks/s)")
+    for col in ("consumer", "median", "min–max", "IQR", "× raw", "consumer CPU", "redis CPU"):
+        table.add_column(col, justify="left" if col == "consumer" else "right")
+    for label, entry in consume.items():
+        s = entry["stats"]
+        table.add_row(
+            entry["label"] + (" ★" if label == f"c{report.get('best_concurrency')}" else ""),
+            fmt_rate(s["median"]),
+            f"{fmt_rate(s['min'])}–{fmt_rate(s['max'])}",
+            f"{fmt_rate(s['q1'])}–{fmt_rate(s['q3'])}",
+            f"{s['median'] / raw_median:.2f}",
+            _cpu(entry.get("consumer_cpu_per_task_us"), entry.get("consumer_cpu_util")),
+            _cpu(entry.get("redis_cpu_per_task_us"), entry.get("redis_cpu_util")),
+        )
+    console.print(table)
+    enq = Table(title=f"enqueue {report['config']['tasks']:,} tasks (tasks/s, median)")
+    for col in ("batch", "Swarm.submit_many", "raw pipelined XADD", "× raw"):
+        enq.add_column(col, justify="right")
+    for batch, entry in report["enqueue"].items():
+        sm, rx = entry["submit_many"]["median"], entry["raw_xadd"]["median"]
+        enq.add_row(batch, fmt_rate(sm), fmt_rate(rx), f"{sm / rx:.2f}")
+    console.print(enq)
+    best = report.get("best_concurrency")
+    console.print(
+        f"swarmstream/raw (medians, best concurrency {best}): "
+        f"[bold]{report['ratio']:.2f}[/]"
+    )
+
+
+def _cpu(per_task_us: float | None, util: float | None) -> str:
+    if per_task_us is None or util is None:
+        return "-"
+    return f"{per_task_us:.0f} µs/task, {util:.0%}"
+
+
+def aggregate(runs: list[Run], key: str, label: str) -> dict[str, Any]:
+    rates = [r.tasks_per_s for r in runs]
+    entry: dict[str, Any] = {"label": label, "stats": summarize(rates), "runs": [asdict(r) for r in runs]}
+    tasks = sum(r.tasks for r in runs)
+    secs = sum(r.seconds for r in runs)
+    for who, attr in (("consumer", "consumer_cpu_s"), ("redis", "redis_cpu_s")):
+        values = [getattr(r, attr) for r in runs]
+        if all(v is not None for v in values):
+            cpu = sum(values)
+            entry[f"{who}_cpu_per_task_us"] = cpu / tasks * 1e6
+            entry[f"{who}_cpu_util"] = cpu / secs
+    return entry
+
+
+async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) -> dict[str, Any]:
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    batches = [int(b) for b in args.enqueue_batches.split(",")]
+    runs: dict[str, list[Run]] = defaultdict(list)
+    # one untimed warm-up of each kind (page cache, redis allocator, imports)
+    warm = max(200, min(args.tasks // 10, 2000))
+    await measure_raw(bench, warm, -1)
+    await measure_swarmstream(bench, warm, concurrencies[0], -1)
+    for rep in range(args.repeat):
+        order: list[int | None] = [None, *concurrencies]
+        if rep % 2:  # alternate the order so no configuration always runs first
+            order = order[::-1]
+        for c in order:
+            if c is None:
+                run = await measure_raw(bench, args.tasks, rep)
+            else:
+                run = await measure_swarmstream(bench, args.tasks, c, rep)
+            runs["raw" if c is None else f"c{c}"].append(run)
+            cpu = f" consumer cpu {run.consumer_cpu_s:.2f}s" if run.consumer_cpu_s else ""
+            console.print(
+                f"  rep {rep + 1}/{args.repeat} {run.label:<18} {fmt_rate(run.tasks_per_s):>8} "
+                f"tasks/s ({run.seconds:.3f}s{cpu}; results {run.results}, "
+                f"pending {run.pending_after})",
+                highlight=False,
+            )
+            if run.results < run.tasks or run.pending_after:
+                console.print(f"[red]  incomplete run: {run}[/]")
+    consume = {"raw": aggregate(runs["raw"], "raw", "raw redis-py")}
+    for c in concurrencies:
+        consume[f"c{c}"] = aggregate(runs[f"c{c}"], f"c{c}", f"swarmstream c{c}")
+    raw_median = consume["raw"]["stats"]["median"]
+    best = max(concurrencies, key=lambda c: consume[f"c{c}"]["stats"]["median"])
+    enqueue: dict[str, Any] = {}
+    for batch in batches:
+        sm: list[float] = []
+        rx: list[float] = []
+        for _ in range(args.repeat):
+            rates = await measure_enqueue(bench, args.tasks, batch)
+            sm.append(rates["submit_many"])
+            rx.append(rates["raw_xadd"])
+        enqueue[str(batch)] = {"submit_many": summarize(sm), "raw_xadd": summarize(rx)}
+    report: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(bench.url, redis_version),
+        "config": {
+            "tasks": args.tasks,
+            "repeat": args.repeat,
+            "concurrency": concurrencies,
+            "raw_count": RAW_COUNT,
+            "raw_block_ms": RAW_BLOCK_MS,
+            "poll_s": POLL,
+            "enqueue_batches": batches,
+            "redis": "external" if args.redis_url else "embedded (appendonly no, save '')",
+            "quick": args.quick,
+        },
+        "consume": consume,
+        "best_concurrency": best,
+        "ratio": consume[f"c{best}"]["stats"]["median"] / raw_median,
+        "ratios": {f"c{c}": consume[f"c{c}"]["stats"]["median"] / raw_median for c in concurrencies},
+        "enqueue": enqueue,
+    }
+    if args.profile:
+        report["profile"] = await run_profiles(args, bench, best)
+    return report
+
+
+async def run_profiles(args: argparse.Namespace, bench: Bench, best: int) -> dict[str, Any]:
+    """One extra, untimed-for-the-table run of each kind with py-spy attached."""
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    n = args.profile_tasks
+    console.print(f"profiling with py-spy ({n:,} tasks, {args.profile_rate} Hz) into {out}/")
+    raw = await measure_raw(bench, n, -1, out, args.profile_rate)
+    ss = await measure_swarmstream(bench, n, best, -1, out, args.profile_rate)
+    console.print(
+        f"  under py-spy: raw {fmt_rate(raw.tasks_per_s)}/s, swarmstream c{best} "
+        f"{fmt_rate(ss.tasks_per_s)}/s",
+        highlight=False,
+    )
+    report: dict[str, Any] = {"tasks": n, "rate_hz": args.profile_rate}
+    for name, path in (("raw", out / "raw.txt"), ("swarmstream", out / f"swarmstream-c{best}.txt")):
+        if path.exists():
+            report[name] = summarize_profile(path)
+            report[name]["file"] = str(path)
+            print_profile(name, report[name])
+    return report
+
+
+def print_profile(name: str, prof: dict[str, Any], top: int = 20) -> None:
+    table = Table(
+        title=f"{name}: {prof['samples']} samples, {prof['idle_share']:.0%} idle in select; "
+        "shares of busy samples"
+    )
+    table.add_column("self %", justify="right")
+    table.add_column("function (self)")
+    table.add_column("incl %", justify="right")
+    table.add_column("function (inclusive)")
+    for (fs, ps), (fi, pi) in zip(prof["self"][:top], prof["inclusive"][:top], strict=False):
+        table.add_row(f"{ps:.1%}", fs, f"{pi:.1%}", fi)
+    console.print(table)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", type=int, default=20_000, help="tasks per measurement")
+    p.add_argument("--repeat", type=int, default=5, help="measurements per configuration")
+    p.add_argument(
+        "--concurrency", default="32,64,128", help="worker concurrencies to try (comma list)"
+    )
+    p.add_argument("--enqueue-batches", default="100,1000,5000", help="submit_many batch sizes")
+    p.add_argument("--redis-url", help="use this server instead of starting one (keys are "
+                   "namespaced and deleted afterwards; nothing is flushed)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a CI smoke run")
+    p.add_argument("--profile", metavar="DIR", help="also profile both consumers with py-spy")
+    p.add_argument("--profile-tasks", type=int, default=100_000)
+    p.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.tasks, args.repeat = min(args.tasks, 500), 1
+        if args.concurrency == p.get_default("concurrency"):
+            args.concurrency = "64"
+        if args.enqueue_batches == p.get_default("enqueue_batches"):
+            args.enqueue_batches = "100"
+    if args.tasks < 2 or args.repeat < 1:
+        p.error("--tasks must be at least 2 and --repeat at least 1")
+    return args
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="swarmstream-bench-") as tmp:
+        server = None
+        url = args.redis_url
+        try:
+            if url is None:
+                server = EmbeddedRedis(dir=Path(tmp) / "redis", port=free_port(), appendonly=False)
+                url = server.start()
+            client = Redis.from_url(url)
+            try:
+                info = await client.info("server")
+            finally:
+                await client.aclose()
+            redis_version = str(info.get("redis_version"))
+            pid = server.process.pid if server and server.process else None
+            bench = Bench(url, pid, Path(tmp))
+            console.print(
+                f"redis {redis_version} at {url} ({'embedded' if server else 'external'}); "
+                f"{args.tasks:,} tasks x {args.repeat} repeats; cpus {os.cpu_count()}",
+                highlight=False,
+            )
+            return await run_all(args, bench, redis_version)
+        finally:
+            if server is not None:
+                server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_raw_consumer"]:
+        url, stream, results, name, count = argv[1:6]
+        raw_consumer(url, stream, results, name, int(count))
+        return 0
+    args = parse_args(argv)
+    started = time.perf_counter()
+    report = asyncio.run(amain(args))
+    report["wall_s"] = round(time.perf_counter() - started, 2)
+    print_tables(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

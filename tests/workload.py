@@ -1,0 +1,41 @@
+"""Handlers that tests load into worker processes as ``workload:NAME``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+from swarmstream import Task
+
+
+def upper(task: Task) -> str:
+    return task.text.upper()
+
+
+def always_fail(task: Task) -> str:
+    raise RuntimeError(f"cannot handle {task.text}")
+
+
+def fail_first(task: Task) -> str:
+    if task.attempt < 2:
+        raise ValueError("first attempt always fails")
+    return f"ok at attempt {task.attempt}"
+
+
+def crash(task: Task) -> str:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+async def nap(task: Task) -> dict[str, object]:
+    """Sleeps data['seconds'] (default 0.02), reports pid and attempt."""
+    seconds = (task.data or {}).get("seconds", 0.02)
+    await asyncio.sleep(seconds)
+    return {"content": f"{task.text} by {os.getpid()}", "sources": [f"pid:{os.getpid()}"]}
+
+
+def blocking_nap(task: Task) -> str:
+    time.sleep((task.data or {}).get("seconds", 0.02))
+    return task.text
