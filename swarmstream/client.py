@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from swarmstream.errors import TaskNotFound, WaitTimeout
 from swarmstream.keys import Keys, validate_name
-from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Task
+from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Task, new_task_id
 from swarmstream.settings import Settings
 from swarmstream.transport.connection import connect, server_version
 from swarmstream.transport.registry import Registry
@@ -66,16 +66,15 @@ class Swarm:
     ) -> Task:
         """Post one task to a spec's stream; returns it (with its id)."""
         validate_name("spec", spec)
-        extra = {"id": task_id} if task_id else {}
         task = Task(
             spec=spec,
             text=text,
+            id=task_id or new_task_id(),
             data=data,
             shard=shard,
             pass_no=pass_no,
             max_attempts=max_attempts,
             timeout=timeout,
-            **extra,
         )
         await self.streams.submit([task])
         return task
@@ -110,7 +109,7 @@ class Swarm:
         cursors: dict[str, str] = {}
         for spec, ids in by_spec.items():
             cursors[spec] = await self.results.last_finding_id(spec)
-            for task_id in (await self.results.done_many(spec, sorted(ids))).keys():
+            for task_id in await self.results.done_many(spec, sorted(ids)):
                 f = await self.results.finding(spec, task_id)
                 if f is not None:
                     found[task_id] = f
@@ -146,9 +145,7 @@ class Swarm:
             raise TaskNotFound(f"no finding for task {task_id}")
         out: list[Finding] = []
         for s in specs:
-            out += [
-                f for f in await self.results.findings(s) if shard is None or f.shard == shard
-            ]
+            out += [f for f in await self.results.findings(s) if shard is None or f.shard == shard]
         out.sort(key=lambda f: f.finished)
         return out[-count:] if count else out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -65,11 +66,14 @@ def spawn(
             str(settings.worker.grace),
             *extra,
         ),
-        env={**env, "SWARMSTREAM_RECLAIM_INTERVAL": str(settings.worker.reclaim_interval),
-             "SWARMSTREAM_HEARTBEAT_INTERVAL": str(settings.worker.heartbeat_interval),
-             "SWARMSTREAM_RETRY_BASE": str(settings.worker.retry_base),
-             "SWARMSTREAM_RETRY_MAX": str(settings.worker.retry_max),
-             "SWARMSTREAM_BLOCK": str(settings.worker.block)},
+        env={
+            **env,
+            "SWARMSTREAM_RECLAIM_INTERVAL": str(settings.worker.reclaim_interval),
+            "SWARMSTREAM_HEARTBEAT_INTERVAL": str(settings.worker.heartbeat_interval),
+            "SWARMSTREAM_RETRY_BASE": str(settings.worker.retry_base),
+            "SWARMSTREAM_RETRY_MAX": str(settings.worker.retry_max),
+            "SWARMSTREAM_BLOCK": str(settings.worker.block),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -77,10 +81,8 @@ def spawn(
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a worker process (and its process group) and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(10)
     if proc.stderr:
         proc.stderr.close()

@@ -17,8 +17,15 @@ def _fields(body: object) -> dict[bytes, bytes]:
 
 
 def test_msgpack_round_trip() -> None:
-    task = Task(spec="research", text="hi", data={"k": [1, 2]}, shard="s1", pass_no=3,
-                max_attempts=5, timeout=2.5)
+    task = Task(
+        spec="research",
+        text="hi",
+        data={"k": [1, 2]},
+        shard="s1",
+        pass_no=3,
+        max_attempts=5,
+        timeout=2.5,
+    )
     fields = {k.encode(): v for k, v in codec.encode_task(task).items()}
     decoded, wire = codec.decode_task("research", fields)
     assert wire == codec.MSGPACK
@@ -62,8 +69,15 @@ def test_oversized_entry() -> None:
 
 
 def test_finding_encoded_like_its_task() -> None:
-    f = Finding(task_id="t1", spec="s", status=Status.OK, content="c", sources=("a.md:1-2",),
-                started=1.0, finished=1.5)
+    f = Finding(
+        task_id="t1",
+        spec="s",
+        status=Status.OK,
+        content="c",
+        sources=("a.md:1-2",),
+        started=1.0,
+        finished=1.5,
+    )
     as_json = codec.encode_finding(f, codec.JSON)
     assert json.loads(as_json)["sources"] == ["a.md:1-2"]
     back = codec.decode_finding("1-0", {b"body": codec.encode_finding(f)})

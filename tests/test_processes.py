@@ -7,12 +7,13 @@ import collections
 import json
 import random
 import signal
+import subprocess
 import time
 
 import pytest
 import redis
-
 from helpers import busy_task, findings_of, kill9, spawn, stop, wait_until
+
 from swarmstream import Settings, Task
 from swarmstream.codec import decode_finding
 from swarmstream.keys import GROUP, Keys
@@ -47,8 +48,9 @@ def test_kill9_mid_task_recovered_at_attempt_2(raw: redis.Redis, settings: Setti
         wait_until(lambda: busy_task(raw, settings, "victim") == task.id, what="victim busy")
         kill9(victim)
         rescuer = spawn(settings, [SPEC], "workload:nap", name="rescuer")
-        wait_until(lambda: len(findings_of(raw, settings, SPEC)) >= 1, timeout=30,
-                   what="the finding")
+        wait_until(
+            lambda: len(findings_of(raw, settings, SPEC)) >= 1, timeout=30, what="the finding"
+        )
         stop(rescuer)
     finally:
         kill9(victim)
@@ -60,9 +62,7 @@ def test_kill9_mid_task_recovered_at_attempt_2(raw: redis.Redis, settings: Setti
     assert found[0].attempt == 2
 
 
-def test_sigterm_drains_in_flight_and_leaves_the_rest(
-    raw: redis.Redis, settings: Settings
-) -> None:
+def test_sigterm_drains_in_flight_and_leaves_the_rest(raw: redis.Redis, settings: Settings) -> None:
     tasks = [Task(spec=SPEC, text=f"t{i}", data={"seconds": 1.0}) for i in range(6)]
     _submit(raw, settings, tasks)
     w = spawn(settings, [SPEC], "workload:nap", extra=("--concurrency", "2"), name="drainer")
@@ -118,9 +118,16 @@ def test_crash_loop_is_dead_lettered(raw: redis.Redis, settings: Settings) -> No
     while not raw.exists(keys.done(task.id)):
         assert time.monotonic() < deadline, "crash loop never dead-lettered"
         w = spawn(settings, [SPEC], "workload:crash")
+
+        def crashed_or_buried(w: subprocess.Popen[bytes] = w) -> bool:
+            return w.poll() is not None or bool(raw.exists(keys.done(task.id)))
+
         try:
-            wait_until(lambda: w.poll() is not None or raw.exists(keys.done(task.id)),
-                       timeout=30, what="a crash or the dead letter")
+            wait_until(
+                crashed_or_buried,
+                timeout=30,
+                what="a crash or the dead letter",
+            )
         finally:
             crashed = w.poll() == -signal.SIGKILL
             kill9(w)
@@ -154,8 +161,11 @@ def test_kill_storm_10k_tasks_exactly_one_finding_each(
             kill9(victims[i])
             kills += 1
             victims[i] = spawn(fast, [SPEC], "workload:nap", extra=("-c", "8"))
-        wait_until(lambda: len(findings_of(raw, fast, SPEC)) >= len(tasks), timeout=120,
-                   what="all 10,000 findings")
+        wait_until(
+            lambda: len(findings_of(raw, fast, SPEC)) >= len(tasks),
+            timeout=120,
+            what="all 10,000 findings",
+        )
     finally:
         for p in steady + victims:
             kill9(p)
@@ -172,8 +182,10 @@ def test_kill_storm_10k_tasks_exactly_one_finding_each(
 def test_killed_redis_connections_recover(raw: redis.Redis, settings: Settings) -> None:
     tasks = [Task(spec=SPEC, text=f"c{i}", data={"seconds": 0.005}) for i in range(2000)]
     _submit(raw, settings, tasks)
-    workers = [spawn(settings, [SPEC], "workload:nap", extra=("-c", "8"), name=f"conn{i}")
-               for i in range(2)]
+    workers = [
+        spawn(settings, [SPEC], "workload:nap", extra=("-c", "8"), name=f"conn{i}")
+        for i in range(2)
+    ]
     try:
         wait_until(lambda: len(findings_of(raw, settings, SPEC)) >= 300, what="progress")
         killed = 0
@@ -182,8 +194,11 @@ def test_killed_redis_connections_recover(raw: redis.Redis, settings: Settings) 
                 raw.client_kill_filter(_id=client["id"])
                 killed += 1
         assert killed >= 2
-        wait_until(lambda: len(findings_of(raw, settings, SPEC)) >= len(tasks), timeout=60,
-                   what="all findings after CLIENT KILL")
+        wait_until(
+            lambda: len(findings_of(raw, settings, SPEC)) >= len(tasks),
+            timeout=60,
+            what="all findings after CLIENT KILL",
+        )
     finally:
         for w in workers:
             stop(w)
@@ -196,9 +211,15 @@ def test_killed_redis_connections_recover(raw: redis.Redis, settings: Settings) 
 def _flat(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {"url": settings.redis.url, "namespace": settings.redis.namespace}
     w = settings.worker
-    out.update(claim_idle=w.claim_idle, reclaim_interval=w.reclaim_interval,
-               heartbeat_interval=w.heartbeat_interval, retry_base=w.retry_base,
-               retry_max=w.retry_max, grace=w.grace, block=w.block)
+    out.update(
+        claim_idle=w.claim_idle,
+        reclaim_interval=w.reclaim_interval,
+        heartbeat_interval=w.heartbeat_interval,
+        retry_base=w.retry_base,
+        retry_max=w.retry_max,
+        grace=w.grace,
+        block=w.block,
+    )
     return out
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgpack
 import redis
-
 from helpers import await_until
+
 from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding
@@ -101,8 +101,14 @@ async def test_malformed_entries_go_to_dead_letters_and_worker_keeps_serving(
     await runner
     assert finding.status is Status.OK
     reasons = " | ".join(d.reason for d in dead)
-    for expected in ("neither msgpack nor JSON", "not valid JSON", "no 'body' field",
-                     "missing field 'text'", "'text' must be str", "over the limit"):
+    for expected in (
+        "neither msgpack nor JSON",
+        "not valid JSON",
+        "no 'body' field",
+        "missing field 'text'",
+        "'text' must be str",
+        "over the limit",
+    ):
         assert expected in reasons
     by_task = {d.task_id: d for d in dead if d.task_id}
     assert set(by_task) >= {"m-no-text", "m-wrong", "m-big"}
@@ -121,8 +127,7 @@ async def _dead_at_least(swarm: Swarm, n: int) -> Any:
 async def test_handler_timeout_is_a_failed_attempt(swarm: Swarm, settings: Settings) -> None:
     import workload
 
-    task = await swarm.submit("research", "slow", data={"seconds": 5}, timeout=0.2,
-                              max_attempts=2)
+    task = await swarm.submit("research", "slow", data={"seconds": 5}, timeout=0.2, max_attempts=2)
     worker = EphemeralWorker("research", workload.nap, settings)
     runner = asyncio.create_task(_run(worker))
     finding = await swarm.wait(task, timeout=20)
@@ -187,22 +192,27 @@ async def test_live_lease_survives_ten_times_claim_idle(
 async def test_once_max_tasks_and_idle_exit(swarm: Swarm, settings: Settings) -> None:
     tasks = [Task(spec="research", text=str(i)) for i in range(5)]
     await swarm.submit_many(tasks)
-    once = await _run(EphemeralWorker("research", lambda t: t.text, settings.with_worker(
-        once=True, concurrency=4)))
+    once = await _run(
+        EphemeralWorker(
+            "research", lambda t: t.text, settings.with_worker(once=True, concurrency=4)
+        )
+    )
     assert once.done == 1
-    three = await _run(EphemeralWorker("research", lambda t: t.text, settings.with_worker(
-        max_tasks=3, concurrency=2)))
+    three = await _run(
+        EphemeralWorker(
+            "research", lambda t: t.text, settings.with_worker(max_tasks=3, concurrency=2)
+        )
+    )
     assert three.done == 3
-    idle = await _run(EphemeralWorker("research", lambda t: t.text, settings.with_worker(
-        idle_exit=0.5)))
+    idle = await _run(
+        EphemeralWorker("research", lambda t: t.text, settings.with_worker(idle_exit=0.5))
+    )
     assert idle.done == 1
     found = await swarm.wait_many(tasks, timeout=5)
     assert len(found) == 5
 
 
-async def test_heartbeat_state_and_unregister(
-    swarm: Swarm, settings: Settings
-) -> None:
+async def test_heartbeat_state_and_unregister(swarm: Swarm, settings: Settings) -> None:
     import workload
 
     task = await swarm.submit("research", "watch me", data={"seconds": 1.5})
@@ -229,8 +239,11 @@ async def test_trim_never_drops_pending_or_undelivered(
     s = swarm.streams
     done_tasks = [Task(spec="research", text=f"d{i}") for i in range(300)]
     await swarm.submit_many(done_tasks)
-    await _run(EphemeralWorker("research", lambda t: t.text,
-                               settings.with_worker(max_tasks=300, concurrency=50)))
+    await _run(
+        EphemeralWorker(
+            "research", lambda t: t.text, settings.with_worker(max_tasks=300, concurrency=50)
+        )
+    )
     pending_task = await swarm.submit("research", "pending")
     [held] = await s.read(["research"], "holder", 1, 100)
     waiting = await swarm.submit_many([Task(spec="research", text=f"w{i}") for i in range(5)])

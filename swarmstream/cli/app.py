@@ -70,9 +70,7 @@ class Globals:
 
     def settings(self, **overrides: Any) -> Settings:
         """Resolve settings: defaults < --config < SWARMSTREAM_* env < flags."""
-        return Settings.load(
-            self.config, url=self.redis_url, namespace=self.namespace, **overrides
-        )
+        return Settings.load(self.config, url=self.redis_url, namespace=self.namespace, **overrides)
 
 
 @app.callback()
@@ -83,7 +81,8 @@ def _global(
         typer.Option(
             "--redis-url",
             envvar="SWARMSTREAM_REDIS_URL",
-            help=f"Redis URL: redis://, rediss:// (TLS), with user:password. [default: {DEFAULT_URL}]",
+            help=f"Redis URL: redis:// or rediss:// (TLS), user:password@ allowed. "
+            f"[default: {DEFAULT_URL}]",
             show_default=False,
         ),
     ] = None,

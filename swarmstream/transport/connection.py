@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swarmstream.errors import ConfigError, ConnectionFailed, RedisVersionError
@@ -44,9 +44,12 @@ async def server_version(client: Redis, settings: RedisSettings) -> tuple[int, .
     """Ping the server and check it is at least Redis 6.2; returns its version."""
     try:
         info = await client.info("server")
+    except NoPermissionError:
+        await client.ping()  # an ACL user without INFO: assume a supported server
+        return MIN_VERSION
     except RedisError as exc:
         raise ConnectionFailed(
-            f"cannot reach Redis at {settings.redacted_url}: {exc}. "
+            f"cannot reach Redis at {settings.redacted_url}: {str(exc).rstrip('.')}. "
             "Start one with 'swarmstream up' or set --redis-url / SWARMSTREAM_REDIS_URL."
         ) from None
     raw = str(info.get("redis_version", "0"))
