@@ -72,9 +72,9 @@ def _decode_body(raw: bytes) -> tuple[Any, str]:
 
 
 def _check(body: dict[str, Any], name: str, types: tuple[type, ...], default: Any) -> Any:
-    value = body.get(name, default)
-    if value is None and default is None:
-        return None
+    value = body.get(name)
+    if value is None:
+        return default
     if isinstance(value, bool) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in types)
         raise MalformedEntry(
@@ -91,7 +91,7 @@ def _validate(body: dict[str, Any], spec: str) -> Task:
     if "text" not in body:
         raise MalformedEntry("missing field 'text'", task_id=task_id)
     text = _check(body, "text", (str,), "")
-    body_spec = body.get("spec", spec)
+    body_spec = body.get("spec") or spec
     if body_spec != spec:
         raise MalformedEntry(f"field 'spec' is {body_spec!r} but the stream is {spec!r}", task_id)
     shard = _check(body, "shard", (str,), None)
@@ -130,7 +130,10 @@ def decode_task(
         raise MalformedEntry("entry has no fields (deleted or empty)")
     size = sum(len(k) + len(v) for k, v in fields.items())
     if size > max_entry_bytes:
-        raise MalformedEntry(f"entry is {size} bytes, over the limit of {max_entry_bytes}")
+        raise MalformedEntry(
+            f"entry is {size} bytes, over the limit of {max_entry_bytes}",
+            task_id=guess_task_id(fields),
+        )
     raw = fields.get(b"body")
     if raw is None:
         names = ", ".join(sorted(_s(k) for k in fields))
@@ -141,10 +144,16 @@ def decode_task(
     return _validate(body, spec), wire
 
 
+def wire_of(fields: dict[bytes, bytes] | None) -> str:
+    """The encoding of an entry's body (for answering in kind), JSON or msgpack."""
+    raw = (fields or {}).get(b"body") or b""
+    return JSON if raw[:1] in (b"{", b" ", b"\n") else MSGPACK
+
+
 def guess_task_id(fields: dict[bytes, bytes] | None) -> str | None:
-    """Best-effort task id of a malformed entry, for the dead letter."""
+    """Best-effort task id of a malformed entry, for its dead letter and finding."""
     raw = (fields or {}).get(b"body")
-    if not raw or len(raw) > DEFAULT_MAX_ENTRY_BYTES:
+    if not raw:
         return None
     try:
         body, _ = _decode_body(raw)

@@ -12,7 +12,8 @@ Per specialization (hash tag ``{S}``)::
     NS:spec:{S}:dead           stream   dead letters (MAXLEN ~ trimmed)
     NS:spec:{S}:done:<task>    string   id of the task's finding entry (TTL)
     NS:spec:{S}:err:<task>     string   last error of a failed attempt (TTL)
-    NS:spec:{S}:stats          hash     counters: completed, failed, dead, retried
+    NS:spec:{S}:stats          hash     counters: ok, failed, dead, retried, buried
+    NS:spec:{S}:nil            (none)   never written: fills a KEYS[] slot when no task id
 
 Per shard (hash tag ``{H}``)::
 
@@ -87,6 +88,11 @@ class SpecKeys:
     @property
     def stats(self) -> str:
         return f"{self._base}:stats"
+
+    @property
+    def nil(self) -> str:
+        """A key of this slot that is never written (placeholder in KEYS[])."""
+        return f"{self._base}:nil"
 
     def done(self, task_id: str) -> str:
         return f"{self._base}:done:{task_id}"

@@ -82,3 +82,19 @@ def test_finding_encoded_like_its_task() -> None:
     assert json.loads(as_json)["sources"] == ["a.md:1-2"]
     back = codec.decode_finding("1-0", {b"body": codec.encode_finding(f)})
     assert back.sources == f.sources and back.duration_ms == 500.0
+
+
+def test_null_optional_fields_take_defaults() -> None:
+    body = {"id": "n", "text": "x", "spec": None, "pass": None, "max_attempts": None,
+            "created": None, "shard": None, "timeout": None}
+    task, _ = codec.decode_task("research", _fields(body))
+    assert (task.pass_no, task.max_attempts, task.shard, task.timeout) == (0, 3, None, None)
+
+
+def test_wire_of_and_guess_id_for_oversized() -> None:
+    assert codec.wire_of({b"body": b'{"id":"j"}'}) == codec.JSON
+    assert codec.wire_of(_fields({"id": "m"})) == codec.MSGPACK
+    big = {b"body": b'{"id": "huge", "text": "' + b"y" * 3000 + b'"}'}
+    with pytest.raises(MalformedEntry) as info:
+        codec.decode_task("research", big, max_entry_bytes=100)
+    assert info.value.task_id == "huge"

@@ -176,8 +176,15 @@ async def test_live_lease_survives_ten_times_claim_idle(
     cfg = settings.with_worker(claim_idle=0.4, reclaim_interval=0.05)
     task = await swarm.submit("research", "long", data={"seconds": 4.0})
     slow = EphemeralWorker("research", workload.nap, cfg, name="slow")
+    runners = [asyncio.create_task(_run(slow, 60))]
+
+    async def slow_busy() -> bool:
+        return any(w.name == "slow" and task.id in w.current
+                   for w in await swarm.registry.workers())
+
+    await await_until(slow_busy, what="the slow worker running the task")
     thieves = [EphemeralWorker("research", workload.nap, cfg, name=f"thief{i}") for i in range(2)]
-    runners = [asyncio.create_task(_run(w, 60)) for w in (slow, *thieves)]
+    runners += [asyncio.create_task(_run(w, 60)) for w in thieves]
     finding = await swarm.wait(task, timeout=30)
     for w in (slow, *thieves):
         w.stop()
@@ -274,3 +281,36 @@ async def test_dead_consumers_pruned_only_when_they_own_nothing(
     names = {c["name"] for c in await s.consumers("research")}
     assert "owner" in names and "empty" not in names
     assert raw.xpending(keys.tasks, GROUP)["pending"] == 1
+
+
+async def test_malformed_json_task_gets_a_json_dead_finding(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    await swarm.streams.add_raw("research", {"body": '{"id": "j1"}'})
+    worker = EphemeralWorker("research", lambda t: t.text, settings)
+    runner = asyncio.create_task(_run(worker))
+    finding = await swarm.wait(Task(spec="research", text="", id="j1"), timeout=10)
+    worker.stop()
+    await runner
+    assert finding.status is Status.DEAD
+    assert finding.error == "malformed: missing field 'text'"
+    keys = Keys(settings.redis.namespace).spec("research")
+    [(_, fields)] = raw.xrange(keys.findings)
+    assert json.loads(fields[b"body"])["task_id"] == "j1"
+
+
+async def test_pending_entry_deleted_from_stream_is_recorded(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    keys = Keys(settings.redis.namespace).spec("research")
+    await swarm.submit("research", "doomed")
+    [entry] = await swarm.streams.read(["research"], "ghost", 1, 100)
+    raw.xdel(keys.tasks, entry.entry_id)
+    worker = EphemeralWorker("research", lambda t: t.text, settings.with_worker(claim_idle=0.2))
+    runner = asyncio.create_task(_run(worker))
+    dead = await await_until(lambda: _dead_at_least(swarm, 1), what="a dead letter")
+    worker.stop()
+    await runner
+    assert dead[0].origin_id == entry.entry_id
+    assert "deleted" in dead[0].reason
+    assert raw.xpending(keys.tasks, GROUP)["pending"] == 0

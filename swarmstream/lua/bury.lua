@@ -18,7 +18,7 @@ if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
   redis.call('SET', KEYS[5], fid, 'EX', ARGV[4])
   redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
 end
-redis.call('DEL', KEYS[6])
+if ARGV[7] ~= '' then redis.call('DEL', KEYS[6]) end
 redis.call('XACK', KEYS[1], group, id)
 redis.call('HINCRBY', KEYS[4], 'buried', 1)
 return 1

@@ -2,8 +2,9 @@
 -- is due), and report each one's delivery count.
 -- KEYS[1] task stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms,
 -- ARGV[4] start id, ARGV[5] count.
--- Returns {next start id, {id, fields, deliveries, ...}}; entries whose data
--- was deleted from the stream come back with an empty field list.
+-- Returns {next start id, {id, fields, deliveries, ...}, {deleted ids}}. On 6.2
+-- a deleted entry comes back with an empty field list; 7.0+ drops it from the
+-- pending list itself and lists its id in XAUTOCLAIM's third reply element.
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local out = {}
 for _, e in ipairs(r[2]) do
@@ -19,4 +20,4 @@ for _, e in ipairs(r[2]) do
     out[#out + 1] = deliveries
   end
 end
-return {r[1], out}
+return {r[1], out, r[3] or {}}

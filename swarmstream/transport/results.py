@@ -107,10 +107,10 @@ class Results:
             letter = codec.decode_dead(spec, _s(entry_id), fields)
             if not letter.fields:
                 continue
-            task_id = letter.task_id or "-"
+            done = k.done(letter.task_id) if letter.task_id else k.nil
             flat = [x for pair in letter.fields.items() for x in pair]
             new = await self.scripts.requeue(
-                keys=[k.dead, k.tasks, k.done(task_id)], args=[letter.entry_id, *flat]
+                keys=[k.dead, k.tasks, done], args=[letter.entry_id, *flat]
             )
             if new:
                 new_ids.append(_s(new))

@@ -122,9 +122,11 @@ class Streams:
     ) -> tuple[str, list[Entry]]:
         """XAUTOCLAIM entries idle past ``min_idle_ms``, with their delivery counts."""
         k = self.keys.spec(spec)
-        nxt, flat = await self.scripts.reclaim(
+        nxt, flat, vanished = await self.scripts.reclaim(
             keys=[k.tasks], args=[GROUP, consumer, min_idle_ms, start, count]
         )
+        for entry_id in vanished:
+            await self.note_vanished(spec, _s(entry_id), consumer)
         out = []
         for i in range(0, len(flat), 3):
             raw = flat[i + 1]
@@ -217,11 +219,10 @@ class Streams:
         """Dead-letter an entry (and write the task's final finding, if it has an id)."""
         k = self.keys.spec(spec)
         task_id = finding.task_id if finding else ""
-        placeholder = k.done("-")  # a key of the same slot, never written
         dead = codec.dead_fields(
             reason=reason,
             error=error,
-            task_id=task_id or codec.guess_task_id(entry.fields),
+            task_id=task_id or None,
             attempts=entry.deliveries,
             worker=consumer,
             origin_id=entry.entry_id,
@@ -234,8 +235,8 @@ class Streams:
                 k.findings,
                 k.dead,
                 k.stats,
-                k.done(task_id) if task_id else placeholder,
-                k.err(task_id) if task_id else placeholder,
+                k.done(task_id) if task_id else k.nil,
+                k.err(task_id) if task_id else k.nil,
             ],
             args=[
                 GROUP,
@@ -252,6 +253,21 @@ class Streams:
             ],
         )
         return int(r) == 1
+
+    async def note_vanished(self, spec: str, entry_id: str, consumer: str) -> None:
+        """Record a pending entry that was deleted from the stream (Redis 7 drops it
+        from the pending list itself), so that its disappearance is not silent."""
+        k = self.keys.spec(spec)
+        fields = codec.dead_fields(
+            reason="entry deleted from the stream while pending",
+            error=None,
+            task_id=None,
+            attempts=0,
+            worker=consumer,
+            origin_id=entry_id,
+            fields=None,
+        )
+        await self.client.xadd(k.dead, fields, maxlen=self.retention.dead_maxlen, approximate=True)
 
     # -- hygiene -----------------------------------------------------------
 

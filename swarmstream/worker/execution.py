@@ -31,7 +31,7 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 class ContextProvider(Protocol):
-    """Lends a shard's context to the tasks it spawned (see swarmstream.shard)."""
+    """Lends a parent shard's context to the tasks it spawned."""
 
     async def borrow(self, shard: str) -> ContextLike | None: ...
 
@@ -86,7 +86,9 @@ class Execution:
         try:
             task, wire = codec.decode_task(entry.spec, entry.fields, self.cfg.max_entry_bytes)
         except MalformedEntry as exc:
-            await self._bury(entry, f"malformed: {exc.reason}", exc.reason, exc.task_id, None)
+            wire = codec.wire_of(entry.fields)
+            reason = f"malformed: {exc.reason}"
+            await self._bury(entry, reason, None, exc.task_id, None, Status.DEAD, wire)
             return Outcome(counted=False)
         task = replace(task, attempt=entry.deliveries)
         delivery = Delivery(task, entry.entry_id, entry.deliveries)
