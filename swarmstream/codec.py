@@ -35,8 +35,12 @@ def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _s(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """A Redis reply (bytes) as str."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+_s = text
 
 
 def encode_task(task: Task) -> dict[str, bytes]:

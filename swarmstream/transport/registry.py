@@ -8,12 +8,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import WorkerInfo, WorkerState
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _info_fields(info: WorkerInfo) -> dict[str, str]:

@@ -8,13 +8,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from swarmstream import codec
+from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import DeadLetter, Finding
 from swarmstream.transport.scripts import Scripts
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Results:

@@ -14,17 +14,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from swarmstream import codec
-from swarmstream.keys import GROUP, Keys, SpecKeys
+from swarmstream.codec import text as _s
+from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
 from swarmstream.transport.scripts import Scripts
 
 #: complete() outcomes per item
 RECORDED, DUPLICATE, LOST = 1, 0, -1
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +287,3 @@ class Streams:
         """Delete a consumer from the group if it owns no pending entry."""
         r = await self.scripts.prune(keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer])
         return int(r) == 1
-
-    def spec_keys(self, spec: str) -> SpecKeys:
-        return self.keys.spec(spec)
