@@ -9,12 +9,13 @@ Measured side by side, in one run, on one Redis server:
   --handler echo --concurrency N``, started with ``spawn_worker``).
 * enqueue rate of ``Swarm.submit_many`` in batches (and of a raw pipelined XADD).
 
-Each consumption measurement pre-loads N tasks into a fresh namespace, starts the
-consumer, waits until it is blocked in XREADGROUP, then releases the tasks at once
-(XGROUP SETID back to 0 plus an XADD of the Nth task, which wakes the reader) and
-times until N results exist (XLEN of the results/findings stream, polled every
-2 ms). Process start-up and shutdown are outside the timed window. Runs of all
-configurations are interleaved, repeated, and every namespace is deleted after use.
+Each consumption measurement pre-loads N tasks, starts the consumer process, waits
+until it is blocked in XREADGROUP, then releases the whole backlog at once and times
+until N results exist (XLEN of the results/findings stream, polled every 2 ms). The
+tasks wait in a staging stream whose consumer group sits at 0; one RENAME over the
+stream the consumer blocks on wakes it. Process start-up and shutdown are outside
+the timed window. Runs of all configurations are interleaved and repeated; every
+namespace is deleted after use.
 
     python benchmarks/throughput.py                  # full: 20000 tasks x 5 repeats
     python benchmarks/throughput.py --quick          # CI smoke, a few seconds
@@ -39,6 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,16 +54,17 @@ from rich.table import Table
 from swarmstream import codec
 from swarmstream.client import Swarm
 from swarmstream.embedded import EmbeddedRedis, free_port
-from swarmstream.keys import GROUP, Keys
+from swarmstream.keys import GROUP, Keys, SpecKeys
 from swarmstream.models import Task
-from swarmstream.settings import Settings
-from swarmstream.worker.process import spawn_worker, worker_argv
+from swarmstream.settings import Retention, Settings
+from swarmstream.worker.process import spawn_worker
 
 SPEC = "bench"
 RAW_COUNT = 100
 RAW_BLOCK_MS = 1000
 POLL = 0.002
-console = Console()
+STALL = 30.0
+console = Console() if sys.stdout.isatty() else Console(width=150)
 
 
 # -- the raw reference consumer (runs in its own process) ---------------------
@@ -69,7 +72,7 @@ console = Console()
 
 def raw_consumer(url: str, stream: str, results: str, consumer: str, count: int) -> None:
     """Read a batch, write one small msgpack result per task, ack: one pipeline per batch."""
-    client = redis.Redis.from_url(url)
+    client: Any = redis.Redis.from_url(url, client_name=consumer)  # replies are bytes
     packb, unpackb = msgpack.packb, msgpack.unpackb
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
@@ -173,53 +176,63 @@ class Bench:
         return removed
 
 
-async def wait_consumer(
-    client: Redis, stream: str, name: str, proc: subprocess.Popen[bytes], log: Path
-) -> None:
-    """Wait until the consumer has issued its first XREADGROUP (it shows in the group)."""
+async def wait_consumer(client: Redis, name: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until a connection named ``name`` is blocked in XREADGROUP (CLIENT LIST)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"consumer exited early (rc {proc.returncode}):\n{tail}")
-        rows = await client.xinfo_consumers(stream, GROUP)
-        if any(r["name"] in (name, name.encode()) for r in rows):
-            await asyncio.sleep(0.05)  # let it settle into the blocking read
-            return
+        for c in await client.client_list():
+            if c.get("name") == name and c.get("cmd") == "xreadgroup" and "b" in c["flags"]:
+                return
         await asyncio.sleep(0.01)
-    raise RuntimeError(f"consumer {name} never joined the group of {stream}")
+    raise RuntimeError(f"consumer {name} never blocked in XREADGROUP")
 
 
 async def release_and_time(
     client: Redis,
+    staging: str,
     stream: str,
-    results: str,
-    kick: dict[str, bytes],
+    results: Callable[[], Awaitable[int]],
     n: int,
     pids: tuple[int | None, int | None],
 ) -> tuple[float, float | None, float | None]:
-    """Move the group back to 0 and XADD the last task (wakes the blocked reader);
-    time until ``n`` results exist. Returns seconds and CPU seconds of the consumer
-    and of redis-server spent in the window."""
+    """RENAME the staging stream (its group at 0) over the one the consumer blocks on,
+    which wakes it with the whole backlog; time until ``n`` results exist. Returns
+    seconds, and CPU seconds of the consumer and of redis-server in the window."""
     consumer_pid, redis_pid = pids
     c0, r0 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
-    deadline = time.monotonic() + max(120.0, n / 100)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.xgroup_setid(stream, GROUP, "0")
-        pipe.xadd(stream, kick)
-        t0 = time.perf_counter()
-        await pipe.execute()
+    t0 = time.perf_counter()
+    await client.rename(staging, stream)
+    last, last_change = -1, time.monotonic()
     while True:
-        if await client.xlen(results) >= n:
+        done = await results()
+        if done >= n:
             elapsed = time.perf_counter() - t0
             break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out: only {await client.xlen(results)} of {n} results")
+        if done != last:
+            last, last_change = done, time.monotonic()
+        elif time.monotonic() - last_change > STALL:
+            raise RuntimeError(f"stalled for {STALL:g}s at {done} of {n} results")
         await asyncio.sleep(POLL)
     c1, r1 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
     cpu_c = c1 - c0 if c0 is not None and c1 is not None else None
     cpu_r = r1 - r0 if r0 is not None and r1 is not None else None
     return elapsed, cpu_c, cpu_r
+
+
+def findings_counter(client: Redis, k: SpecKeys, n: int) -> Callable[[], Awaitable[int]]:
+    """How many findings exist: XLEN of the findings stream, or, past its MAXLEN (the
+    stream is trimmed), the spec's ``ok`` counter, written by the same Lua call."""
+
+    async def xlen() -> int:
+        return int(await client.xlen(k.findings))
+
+    async def ok() -> int:
+        return int(await client.hget(k.stats, "ok") or 0)
+
+    return xlen if n <= Retention().findings_maxlen else ok
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
@@ -237,7 +250,7 @@ async def pending_count(client: Redis, stream: str) -> int:
     return int(info["pending"])
 
 
-def task_body(i: int, spec: str) -> dict[str, bytes]:
+def task_body(i: int, spec: str) -> dict[Any, Any]:
     """The fields of a task as swarmstream encodes them (also used by raw)."""
     return codec.encode_task(Task(spec=spec, text=f"task {i}"))
 
@@ -251,7 +264,7 @@ def start_profiler(pid: int, out: Path, rate: int) -> subprocess.Popen[bytes] | 
         console.print("[yellow]py-spy not found; run `pip install py-spy` to profile[/]")
         return None
     argv = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
-    argv += ["--nonblocking", "--idle", "-o", str(out)]
+    argv += ["--full-filenames", "-o", str(out)]  # on-CPU samples only (no --idle)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # attach
     return proc
@@ -261,15 +274,16 @@ async def measure_raw(
     bench: Bench, n: int, repeat: int, profile: Path | None = None, rate: int = 250
 ) -> Run:
     ns = bench.namespace("raw")
-    stream, results = f"{ns}:raw:tasks", f"{ns}:raw:results"
+    stream, results, staging = f"{ns}:raw:tasks", f"{ns}:raw:results", f"{ns}:raw:staging"
     client = await bench.client()
     log = bench.tmp / f"{ns}.log"
     proc = None
     prof = None
     try:
+        await client.xgroup_create(staging, GROUP, id="0", mkstream=True)
         async with client.pipeline(transaction=False) as pipe:
-            for i in range(n - 1):
-                pipe.xadd(stream, task_body(i, SPEC))
+            for i in range(n):
+                pipe.xadd(staging, task_body(i, SPEC))
                 if len(pipe) >= 1000:
                     await pipe.execute()
             await pipe.execute()
@@ -279,11 +293,11 @@ async def measure_raw(
         argv += [bench.url, stream, results, name, str(RAW_COUNT)]
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)
-        await wait_consumer(client, stream, name, proc, log)
+        await wait_consumer(client, name, proc, log)
         if profile is not None:
             prof = start_profiler(proc.pid, profile / "raw.txt", rate)
         seconds, cpu_c, cpu_r = await release_and_time(
-            client, stream, results, task_body(n - 1, SPEC), n, (proc.pid, bench.redis_pid)
+            client, staging, stream, lambda: client.xlen(results), n, (proc.pid, bench.redis_pid)
         )
         stop_process(proc)
         if prof is not None:
@@ -318,24 +332,26 @@ async def measure_swarmstream(
     ns = bench.namespace(f"ss{concurrency}")
     settings = Settings.from_flat({"url": bench.url, "namespace": ns, "concurrency": concurrency})
     k = Keys(ns).spec(SPEC)
+    # the tasks are submitted to a staging namespace, then renamed into place
+    stage = Settings.from_flat({"url": bench.url, "namespace": f"{ns}-stage"})
+    staging = Keys(f"{ns}-stage").spec(SPEC).tasks
     client = await bench.client()
     log = bench.tmp / f"{ns}.log"
     proc = None
     prof = None
     try:
-        async with Swarm(settings, client=client) as swarm:
-            tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n - 1)]
+        async with Swarm(stage, client=client) as swarm:
+            tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n)]
             for i in range(0, len(tasks), 1000):
                 await swarm.submit_many(tasks[i : i + 1000])
-        await client.xgroup_setid(k.tasks, GROUP, "$")  # hide them until the clock starts
         name = f"ss-{ns}"
         with log.open("wb") as out:
             proc = spawn_worker([SPEC], "echo", settings, name=name, stdout=out, stderr=out)
-        await wait_consumer(client, k.tasks, name, proc, log)
+        await wait_consumer(client, f"swarmstream:{name}", proc, log)
         if profile is not None:
             prof = start_profiler(proc.pid, profile / f"swarmstream-c{concurrency}.txt", rate)
         seconds, cpu_c, cpu_r = await release_and_time(
-            client, k.tasks, k.findings, task_body(n - 1, SPEC), n, (proc.pid, bench.redis_pid)
+            client, staging, k.tasks, findings_counter(client, k, n), n, (proc.pid, bench.redis_pid)
         )
         rc = stop_process(proc)
         if prof is not None:
@@ -350,7 +366,7 @@ async def measure_swarmstream(
             n / seconds,
             cpu_c,
             cpu_r,
-            await client.xlen(k.findings),
+            await findings_counter(client, k, n)(),
             await pending_count(client, k.tasks),
             note=(summary[-1] if summary else "") + ("" if rc == 0 else f" (rc {rc})"),
         )
@@ -358,6 +374,7 @@ async def measure_swarmstream(
         if proc is not None:
             stop_process(proc)
         await bench.drop(client, ns)
+        await bench.drop(client, f"{ns}-stage")
         await client.aclose()
 
 
@@ -401,53 +418,65 @@ async def measure_enqueue(bench: Bench, n: int, batch: int) -> dict[str, float]:
 
 # -- profile summary ------------------------------------------------------------
 
-_IDLE = ("select (selectors.py", "_run_once (asyncio/base_events.py", "epoll")
 
-
-def _frame_name(frame: str) -> str:
-    """'func (path/to/file.py:12)' -> 'func (file.py)' (line numbers merged)."""
-    if " (" not in frame:
-        return frame
-    func, where = frame.split(" (", 1)
-    path = where.rstrip(")").rsplit(":", 1)[0]
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "/swarmstream/", "/benchmarks/"):
+        if marker in path:
+            rest = path.split(marker, 1)[1]
+            return rest if marker == "site-packages/" else marker.strip("/") + "/" + rest
     parts = path.split("/")
-    short = "/".join(parts[-2:]) if parts[-2:-1] and parts[-2] in ("asyncio", "redis") else parts[-1]
-    if "site-packages/" in path:
-        short = path.split("site-packages/", 1)[1]
-    elif "/swarmstream/" in path:
-        short = "swarmstream/" + path.split("/swarmstream/", 1)[1]
-    return f"{func} ({short})"
+    if len(parts) >= 2 and parts[-2] in ("asyncio", "concurrent"):
+        return "/".join(parts[-2:])
+    return parts[-1]
+
+
+def _frame(frame: str) -> tuple[str, str]:
+    """'func (/path/to/file.py:12)' -> ('func (file.py)', 'file.py:12 func')."""
+    if " (" not in frame:
+        return frame or "?", frame or "?"
+    func, where = frame.split(" (", 1)
+    path, _, line = where.rstrip(")").rpartition(":")
+    short = _short_path(path)
+    return f"{func} ({short})", f"{short}:{line} {func}"
+
+
+#: frames every sample passes through (process entry, CLI, event loop driver)
+_BOILERPLATE = ("runpy", "typer/", "click/", "asyncio/runners.py", "<module>", "base_events.py")
 
 
 def summarize_profile(path: Path, top: int = 30) -> dict[str, Any]:
-    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output.
-
-    Idle samples (the event loop waiting in select/epoll) are reported separately and
-    excluded from the busy percentages."""
-    stacks: list[tuple[list[str], int]] = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        stack, _, count = line.rpartition(" ")
-        stacks.append(([_frame_name(f) for f in stack.split(";")], int(count)))
-    total = sum(c for _, c in stacks)
-    idle = sum(c for frames, c in stacks if frames and frames[-1].startswith("select ("))
-    busy = total - idle or 1
+    """Shares of on-CPU samples from py-spy's raw (collapsed stacks) output: self time
+    per function, inclusive time per function (entry and event-loop frames left out),
+    and self time per source line of swarmstream's own code."""
     self_: dict[str, int] = defaultdict(int)
     incl: dict[str, int] = defaultdict(int)
-    for frames, c in stacks:
-        if frames and frames[-1].startswith("select ("):
+    lines: dict[str, int] = defaultdict(int)
+    total = 0
+    for row in path.read_text().splitlines():
+        if not row.strip():
             continue
-        self_[frames[-1]] += c
-        for f in set(frames):
-            incl[f] += c
-    by_self = sorted(self_.items(), key=lambda kv: -kv[1])[:top]
-    by_incl = sorted(incl.items(), key=lambda kv: -kv[1])[:top]
+        stack, _, count = row.rpartition(" ")
+        frames = [_frame(f) for f in stack.split(";")]
+        c = int(count)
+        total += c
+        self_[frames[-1][0]] += c
+        for func in {f for f, _ in frames}:
+            if not any(b in func for b in _BOILERPLATE):
+                incl[func] += c
+        # the innermost frame of our own code: where swarmstream spent it, per line
+        own = [ln for _, ln in frames if ln.startswith("swarmstream/")]
+        if own:
+            lines[own[-1]] += c
+    total = total or 1
+
+    def top_of(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(k, v / total) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
     return {
         "samples": total,
-        "idle_share": idle / total if total else 0.0,
-        "self": [(f, c / busy) for f, c in by_self],
-        "inclusive": [(f, c / busy) for f, c in by_incl],
+        "self": top_of(self_),
+        "inclusive": top_of(incl),
+        "lines": top_of(lines),
     }
 
 
@@ -508,22 +537,22 @@ def print_tables(report: dict[str, Any]) -> None:
     consume = report["consume"]
     raw_median = consume["raw"]["stats"]["median"]
     table = Table(title=f"consume {report['config']['tasks']:,} tasks (tasks/s)")
-    for col in ("consumer", "median", "min–max", "IQR", "× raw", "consumer CPU", "redis CPU"):
+    for col in ("consumer", "median", "min-max", "IQR", "x raw", "consumer CPU", "redis CPU"):
         table.add_column(col, justify="left" if col == "consumer" else "right")
     for label, entry in consume.items():
         s = entry["stats"]
         table.add_row(
             entry["label"] + (" ★" if label == f"c{report.get('best_concurrency')}" else ""),
             fmt_rate(s["median"]),
-            f"{fmt_rate(s['min'])}–{fmt_rate(s['max'])}",
-            f"{fmt_rate(s['q1'])}–{fmt_rate(s['q3'])}",
+            f"{fmt_rate(s['min'])}-{fmt_rate(s['max'])}",
+            f"{fmt_rate(s['q1'])}-{fmt_rate(s['q3'])}",
             f"{s['median'] / raw_median:.2f}",
             _cpu(entry.get("consumer_cpu_per_task_us"), entry.get("consumer_cpu_util")),
             _cpu(entry.get("redis_cpu_per_task_us"), entry.get("redis_cpu_util")),
         )
     console.print(table)
     enq = Table(title=f"enqueue {report['config']['tasks']:,} tasks (tasks/s, median)")
-    for col in ("batch", "Swarm.submit_many", "raw pipelined XADD", "× raw"):
+    for col in ("batch", "Swarm.submit_many", "raw pipelined XADD", "x raw"):
         enq.add_column(col, justify="right")
     for batch, entry in report["enqueue"].items():
         sm, rx = entry["submit_many"]["median"], entry["raw_xadd"]["median"]
@@ -531,8 +560,7 @@ def print_tables(report: dict[str, Any]) -> None:
     console.print(enq)
     best = report.get("best_concurrency")
     console.print(
-        f"swarmstream/raw (medians, best concurrency {best}): "
-        f"[bold]{report['ratio']:.2f}[/]"
+        f"swarmstream/raw (medians, best concurrency {best}): [bold]{report['ratio']:.2f}[/]"
     )
 
 
@@ -542,9 +570,13 @@ def _cpu(per_task_us: float | None, util: float | None) -> str:
     return f"{per_task_us:.0f} µs/task, {util:.0%}"
 
 
-def aggregate(runs: list[Run], key: str, label: str) -> dict[str, Any]:
+def aggregate(runs: list[Run], label: str) -> dict[str, Any]:
     rates = [r.tasks_per_s for r in runs]
-    entry: dict[str, Any] = {"label": label, "stats": summarize(rates), "runs": [asdict(r) for r in runs]}
+    entry: dict[str, Any] = {
+        "label": label,
+        "stats": summarize(rates),
+        "runs": [asdict(r) for r in runs],
+    }
     tasks = sum(r.tasks for r in runs)
     secs = sum(r.seconds for r in runs)
     for who, attr in (("consumer", "consumer_cpu_s"), ("redis", "redis_cpu_s")):
@@ -583,9 +615,9 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
             )
             if run.results < run.tasks or run.pending_after:
                 console.print(f"[red]  incomplete run: {run}[/]")
-    consume = {"raw": aggregate(runs["raw"], "raw", "raw redis-py")}
+    consume = {"raw": aggregate(runs["raw"], "raw redis-py")}
     for c in concurrencies:
-        consume[f"c{c}"] = aggregate(runs[f"c{c}"], f"c{c}", f"swarmstream c{c}")
+        consume[f"c{c}"] = aggregate(runs[f"c{c}"], f"swarmstream c{c}")
     raw_median = consume["raw"]["stats"]["median"]
     best = max(concurrencies, key=lambda c: consume[f"c{c}"]["stats"]["median"])
     enqueue: dict[str, Any] = {}
@@ -614,7 +646,9 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
         "consume": consume,
         "best_concurrency": best,
         "ratio": consume[f"c{best}"]["stats"]["median"] / raw_median,
-        "ratios": {f"c{c}": consume[f"c{c}"]["stats"]["median"] / raw_median for c in concurrencies},
+        "ratios": {
+            f"c{c}": consume[f"c{c}"]["stats"]["median"] / raw_median for c in concurrencies
+        },
         "enqueue": enqueue,
     }
     if args.profile:
@@ -645,17 +679,19 @@ async def run_profiles(args: argparse.Namespace, bench: Bench, best: int) -> dic
 
 
 def print_profile(name: str, prof: dict[str, Any], top: int = 20) -> None:
-    table = Table(
-        title=f"{name}: {prof['samples']} samples, {prof['idle_share']:.0%} idle in select; "
-        "shares of busy samples"
-    )
-    table.add_column("self %", justify="right")
-    table.add_column("function (self)")
-    table.add_column("incl %", justify="right")
-    table.add_column("function (inclusive)")
+    table = Table(title=f"{name}: {prof['samples']} on-CPU samples (py-spy), % of those")
+    for col in ("self %", "function (self time)", "incl %", "function (inclusive)"):
+        table.add_column(col, justify="right" if "%" in col else "left")
     for (fs, ps), (fi, pi) in zip(prof["self"][:top], prof["inclusive"][:top], strict=False):
         table.add_row(f"{ps:.1%}", fs, f"{pi:.1%}", fi)
     console.print(table)
+    if prof["lines"]:
+        lines = Table(title=f"{name}: innermost swarmstream line of each sample (incl. callees)")
+        lines.add_column("%", justify="right")
+        lines.add_column("line")
+        for ln, share in prof["lines"][:top]:
+            lines.add_row(f"{share:.1%}", ln)
+        console.print(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -666,8 +702,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--concurrency", default="32,64,128", help="worker concurrencies to try (comma list)"
     )
     p.add_argument("--enqueue-batches", default="100,1000,5000", help="submit_many batch sizes")
-    p.add_argument("--redis-url", help="use this server instead of starting one (keys are "
-                   "namespaced and deleted afterwards; nothing is flushed)")
+    p.add_argument(
+        "--redis-url",
+        help="use this server instead of starting one (keys are "
+        "namespaced and deleted afterwards; nothing is flushed)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a CI smoke run")
     p.add_argument("--profile", metavar="DIR", help="also profile both consumers with py-spy")
@@ -712,6 +751,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 server.stop()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_raw_consumer"]:
@@ -719,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_consumer(url, stream, results, name, int(count))
         return 0
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up children and keys on SIGTERM too
     started = time.perf_counter()
     report = asyncio.run(amain(args))
     report["wall_s"] = round(time.perf_counter() - started, 2)

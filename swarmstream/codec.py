@@ -31,6 +31,11 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def pack_for_lua(obj: Any) -> bytes:
+    """msgpack for Redis's Lua ``cmsgpack``, which reads bytes only as str types."""
+    return msgpack.packb(obj, use_bin_type=False)  # type: ignore[no-any-return]
+
+
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
@@ -88,7 +93,7 @@ def _check(body: dict[str, Any], name: str, types: tuple[type, ...], default: An
     return value
 
 
-def _validate(body: dict[str, Any], spec: str) -> Task:
+def _validate(body: dict[str, Any], spec: str, attempt: int = 1) -> Task:
     task_id = body.get("id")
     if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_ID_LEN:
         raise MalformedEntry("missing or invalid field 'id' (a string of 1-200 characters)")
@@ -114,6 +119,7 @@ def _validate(body: dict[str, Any], spec: str) -> Task:
         data=body.get("data"),
         shard=shard or None,
         pass_no=pass_no,
+        attempt=attempt,
         max_attempts=max_attempts,
         timeout=float(timeout) if timeout is not None else None,
         created=float(created) or time.time(),
@@ -124,6 +130,7 @@ def decode_task(
     spec: str,
     fields: dict[bytes, bytes] | None,
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    attempt: int = 1,
 ) -> tuple[Task, str]:
     """Decode and validate a task entry. Returns the task and its wire encoding.
 
@@ -145,7 +152,7 @@ def decode_task(
     body, wire = _decode_body(raw)
     if not isinstance(body, dict):
         raise MalformedEntry(f"body must be a map/object, got {type(body).__name__}")
-    return _validate(body, spec), wire
+    return _validate(body, spec, attempt), wire
 
 
 def wire_of(fields: dict[bytes, bytes] | None) -> str:

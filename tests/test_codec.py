@@ -85,8 +85,16 @@ def test_finding_encoded_like_its_task() -> None:
 
 
 def test_null_optional_fields_take_defaults() -> None:
-    body = {"id": "n", "text": "x", "spec": None, "pass": None, "max_attempts": None,
-            "created": None, "shard": None, "timeout": None}
+    body = {
+        "id": "n",
+        "text": "x",
+        "spec": None,
+        "pass": None,
+        "max_attempts": None,
+        "created": None,
+        "shard": None,
+        "timeout": None,
+    }
     task, _ = codec.decode_task("research", _fields(body))
     assert (task.pass_no, task.max_attempts, task.shard, task.timeout) == (0, 3, None, None)
 

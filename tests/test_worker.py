@@ -179,8 +179,9 @@ async def test_live_lease_survives_ten_times_claim_idle(
     runners = [asyncio.create_task(_run(slow, 60))]
 
     async def slow_busy() -> bool:
-        return any(w.name == "slow" and task.id in w.current
-                   for w in await swarm.registry.workers())
+        return any(
+            w.name == "slow" and task.id in w.current for w in await swarm.registry.workers()
+        )
 
     await await_until(slow_busy, what="the slow worker running the task")
     thieves = [EphemeralWorker("research", workload.nap, cfg, name=f"thief{i}") for i in range(2)]

@@ -2,22 +2,33 @@
 -- is due), and report each one's delivery count.
 -- KEYS[1] task stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms,
 -- ARGV[4] start id, ARGV[5] count.
--- Returns {next start id, {id, fields, deliveries, ...}, {deleted ids}}. On 6.2
--- a deleted entry comes back with an empty field list; 7.0+ drops it from the
--- pending list itself and lists its id in XAUTOCLAIM's third reply element.
+-- Returns {next start id, {id, fields, deliveries, ...}, {vanished ids}}: entries
+-- deleted from the stream while pending. Redis 7 drops those from the pending
+-- list itself and lists them in XAUTOCLAIM's third reply; Redis 6.2 returns them
+-- as nil but leaves them pending (now ours), so they are found and acked here.
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local out = {}
+local out, claimed, holes = {}, {}, 0
 for _, e in ipairs(r[2]) do
   if type(e) == 'table' then
     local id = e[1]
-    local fields = e[2]
-    if type(fields) ~= 'table' then fields = {} end
     local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-    local deliveries = 1
-    if p[1] then deliveries = p[1][4] end
+    claimed[id] = true
     out[#out + 1] = id
-    out[#out + 1] = fields
-    out[#out + 1] = deliveries
+    out[#out + 1] = e[2]
+    out[#out + 1] = p[1] and p[1][4] or 1
+  else
+    holes = holes + 1
   end
 end
-return {r[1], out, r[3] or {}}
+local vanished = r[3] or {}
+if holes > 0 then
+  local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
+  for _, p in ipairs(mine) do
+    local id = p[1]
+    if not claimed[id] and #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      vanished[#vanished + 1] = id
+    end
+  end
+end
+return {r[1], out, vanished}

@@ -145,17 +145,26 @@ class Streams:
         """Record findings and ack, atomically; per item RECORDED, DUPLICATE or LOST."""
         k = self.keys.spec(spec)
         keys: list[str] = [k.tasks, k.findings, k.stats]
-        args: list[Any] = [GROUP, consumer, self.retention.done_ttl, self.retention.findings_maxlen]
+        packed: list[Any] = []
         for item in items:
             f = item.finding
-            keys += [k.done(f.task_id), k.err(f.task_id)]
-            args += [
-                item.entry_id,
-                f.task_id,
-                f.shard or "",
-                f.status.value,
-                codec.encode_finding(f, item.wire),
-            ]
+            keys.append(k.done(f.task_id))
+            retried = f.attempt > 1
+            if retried:
+                keys.append(k.err(f.task_id))
+            packed.append(
+                (
+                    item.entry_id,
+                    f.task_id,
+                    f.shard or "",
+                    f.status.value,
+                    codec.encode_finding(f, item.wire),
+                    int(retried),
+                )
+            )
+        r = self.retention
+        args: list[Any] = [GROUP, consumer, r.done_ttl, r.findings_maxlen]
+        args.append(codec.pack_for_lua(packed))
         result = await self.scripts.complete(keys=keys, args=args)
         return [int(r) for r in result]
 

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -84,13 +84,14 @@ class Execution:
     async def run(self, entry: Entry, note: Callable[[Delivery], None]) -> Outcome:
         """Execute one entry. Never raises for bad input or a failing handler."""
         try:
-            task, wire = codec.decode_task(entry.spec, entry.fields, self.cfg.max_entry_bytes)
+            task, wire = codec.decode_task(
+                entry.spec, entry.fields, self.cfg.max_entry_bytes, entry.deliveries
+            )
         except MalformedEntry as exc:
             wire = codec.wire_of(entry.fields)
             reason = f"malformed: {exc.reason}"
             await self._bury(entry, reason, None, exc.task_id, None, Status.DEAD, wire)
             return Outcome(counted=False)
-        task = replace(task, attempt=entry.deliveries)
         delivery = Delivery(task, entry.entry_id, entry.deliveries)
         note(delivery)
         if entry.deliveries > task.max_attempts:

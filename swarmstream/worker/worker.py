@@ -21,7 +21,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,10 +123,8 @@ class EphemeralWorker:
         """Run until stopped (signal, once, max_tasks, idle_exit); returns a summary."""
         await self._start()
         loops = [
-            asyncio.create_task(self._leases_loop(), name="leases"),
-            asyncio.create_task(self._reclaim_loop(), name="reclaim"),
-            asyncio.create_task(self._flush_loop(), name="flusher"),
-            asyncio.create_task(self._upkeep_loop(), name="upkeep"),
+            asyncio.create_task(self._supervised(body), name=body.__name__)
+            for body in (self._leases_loop, self._reclaim_loop, self._flush_loop, self._upkeep_loop)
         ]
         try:
             while not self._stop.is_set():
@@ -332,6 +330,16 @@ class EphemeralWorker:
 
     # -- background loops --------------------------------------------------
 
+    async def _supervised(self, body: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop; an unexpected error is logged and the loop restarted,
+        so a bug can never silently stop leases, reclaims or flushes."""
+        while not self._closing.is_set():
+            try:
+                await body()
+            except Exception:
+                log.exception("worker %s: %s failed; restarting it", self.name, body.__name__)
+                await self._pause(1.0)
+
     async def _pause(self, seconds: float) -> bool:
         """Sleep between rounds of a background loop; True when the loop should end.
 
@@ -356,13 +364,22 @@ class EphemeralWorker:
         try:
             for spec in list(batch):
                 items = batch[spec]
-                results = await self.streams.complete(spec, self.name, items)
+                try:
+                    results = await self.streams.complete(spec, self.name, items)
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    # Not a connection problem: retrying would fail the same way. The
+                    # entries stay pending in Redis and are released for another try.
+                    log.exception("recording %d findings on %s failed", len(items), spec)
+                    del batch[spec]
+                    continue
                 self.execution.account(spec, items, results, self._owned)
                 del batch[spec]
-                self._slot_free.set()
         finally:
             for spec, items in batch.items():  # put back what was not written
                 self._buffer[spec][:0] = items
+            self._slot_free.set()
 
     async def _drain_flush(self, deadline: float) -> None:
         while any(self._buffer.values()) and time.monotonic() < deadline:
