@@ -315,3 +315,59 @@ async def test_pending_entry_deleted_from_stream_is_recorded(
     assert dead[0].origin_id == entry.entry_id
     assert "deleted" in dead[0].reason
     assert raw.xpending(keys.tasks, GROUP)["pending"] == 0
+
+
+async def test_blocking_sync_handler_keeps_its_lease(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """A sync handler that blocks for 5x claim_idle runs in a thread: the worker's
+    event loop keeps renewing its lease, so nobody reclaims the task."""
+    import workload
+
+    cfg = settings.with_worker(claim_idle=0.4, reclaim_interval=0.05)
+    task = await swarm.submit("research", "blocking", data={"seconds": 2.0})
+    worker = EphemeralWorker("research", workload.blocking_nap, cfg, name="blocker")
+    runner = asyncio.create_task(_run(worker))
+
+    async def started() -> bool:
+        return any(
+            w.name == "blocker" and task.id in w.current for w in await swarm.registry.workers()
+        )
+
+    await await_until(started, what="the blocking handler running")
+    thief = EphemeralWorker("research", workload.blocking_nap, cfg, name="thief")
+    thief_runner = asyncio.create_task(_run(thief))
+    finding = await swarm.wait(task, timeout=20)
+    worker.stop()
+    thief.stop()
+    _, stolen = await asyncio.gather(runner, thief_runner)
+    assert finding.worker == "blocker" and finding.attempt == 1
+    assert stolen.reclaimed == 0
+
+
+async def test_worker_prunes_consumers_of_dead_workers(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    keys = Keys(settings.redis.namespace).spec("research")
+    await swarm.submit("research", "x")
+    [entry] = await swarm.streams.read(["research"], "ghost", 1, 100)
+    raw.xack(keys.tasks, GROUP, entry.entry_id)  # the ghost owns nothing now
+    await asyncio.sleep(0.5)  # older than 2 x claim_idle below
+    worker = EphemeralWorker(
+        "research", lambda t: t.text, settings.with_worker(claim_idle=0.2), name="janitor"
+    )
+
+    async def ghost_gone() -> bool:
+        return "ghost" not in {c["name"] for c in await swarm.streams.consumers("research")}
+
+    runner = asyncio.create_task(_run(worker))
+    await await_until(ghost_gone, what="the dead consumer pruned")
+    await swarm.submit("research", "for the janitor")  # reading it creates its consumer
+
+    async def janitor_joined() -> bool:
+        return "janitor" in {c["name"] for c in await swarm.streams.consumers("research")}
+
+    await await_until(janitor_joined, what="the worker's own consumer")
+    worker.stop()
+    await runner
+    assert "janitor" not in {c["name"] for c in await swarm.streams.consumers("research")}
