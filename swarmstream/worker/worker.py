@@ -190,6 +190,11 @@ class EphemeralWorker:
         self._pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="handler")
         if isinstance(self.handler, CallableHandler):
             self.handler.use_pool(self._pool)
+        if self._context is None:
+            from swarmstream.shard.borrow import ContextCache
+            from swarmstream.transport.shards import ShardStore
+
+            self._context = ContextCache(ShardStore(self._client, self.keys))
         self.execution = Execution(
             self.handler, self.streams, self.name, self.settings, self._context, self._counts
         )

@@ -1,0 +1,149 @@
+"""Shard state in Redis: versioned contexts, registration, collection, knowledge,
+workflow progress. Every multi-key step touches one shard's hash slot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+
+from swarmstream.codec import text as _s
+from swarmstream.keys import Keys
+
+#: Seconds an old context version stays readable after a reload.
+OLD_VERSION_GRACE = 600
+
+
+class ShardStore:
+    """Redis operations for memory shards of one namespace."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client: Any = client  # replies are bytes; converted here
+        self.keys = keys
+
+    # -- registration ------------------------------------------------------
+
+    async def register(self, shard: str, fields: Mapping[str, str | int | float]) -> None:
+        """Create or update a shard's meta hash and its heartbeat in the registry."""
+        k = self.keys.shard(shard)
+        now = time.time()
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(k.meta, mapping={**fields, "id": shard, "heartbeat": f"{now:.3f}"})
+            pipe.zadd(self.keys.shards, {shard: now})
+            await pipe.execute()
+
+    async def meta(self, shard: str) -> dict[str, str]:
+        raw = await self.client.hgetall(self.keys.shard(shard).meta)
+        return {_s(a): _s(b) for a, b in raw.items()}
+
+    async def metas(self, shards: list[str]) -> list[dict[str, str]]:
+        """Meta hashes of many shards in one round trip (missing ones are empty)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.hgetall(self.keys.shard(shard).meta)
+            rows = await pipe.execute()
+        return [{_s(a): _s(b) for a, b in r.items()} for r in rows]
+
+    async def shard_ids(self) -> list[str]:
+        return [_s(x) for x in await self.client.zrange(self.keys.shards, 0, -1)]
+
+    # -- context -----------------------------------------------------------
+
+    async def store_context(
+        self, shard: str, blob: bytes, manifest: bytes, info: Mapping[str, str | int]
+    ) -> int:
+        """Write a new immutable context version and switch to it atomically.
+
+        The previous version stays readable for OLD_VERSION_GRACE seconds, so a
+        reader that fetched the old version number still gets a whole version.
+        """
+        k = self.keys.shard(shard)
+        version = int(await self.client.hincrby(k.meta, "next_version", 1))
+        old = await self.client.hget(k.meta, "version")
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(k.context(version), blob)
+            pipe.set(k.manifest(version), manifest)
+            pipe.hset(k.meta, mapping={**info, "version": version})
+            if old is not None and int(old) != version:
+                pipe.expire(k.context(int(old)), OLD_VERSION_GRACE)
+                pipe.expire(k.manifest(int(old)), OLD_VERSION_GRACE)
+            await pipe.execute()
+        return version
+
+    async def context_version(self, shard: str) -> int | None:
+        raw = await self.client.hget(self.keys.shard(shard).meta, "version")
+        return int(raw) if raw is not None else None
+
+    async def fetch_context(self, shard: str, version: int) -> tuple[bytes, bytes] | None:
+        """The blob and manifest of one version, read together (MULTI), or None."""
+        k = self.keys.shard(shard)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.get(k.context(version))
+            pipe.get(k.manifest(version))
+            blob, manifest = await pipe.execute()
+        if blob is None or manifest is None:
+            return None
+        return blob, manifest
+
+    # -- collection --------------------------------------------------------
+
+    async def collect_cursor(self, shard: str, spec: str) -> str:
+        raw = await self.client.hget(self.keys.shard(shard).meta, f"cursor:{spec}")
+        return _s(raw) if raw is not None else "0-0"
+
+    async def read_findings(
+        self, spec: str, cursor: str, count: int, block_ms: int | None
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Raw finding entries of a spec after ``cursor`` (XREAD)."""
+        reply = await self.client.xread(
+            {self.keys.spec(spec).findings: cursor}, count=count, block=block_ms
+        )
+        out: list[tuple[str, dict[bytes, bytes]]] = []
+        for _, entries in reply or ():
+            out += [(_s(i), f) for i, f in entries]
+        return out
+
+    async def append_collected(
+        self, shard: str, spec: str, cursor: str, entries: list[dict[bytes, bytes]]
+    ) -> None:
+        """Append findings to the shard's collection and advance its cursor, atomically."""
+        k = self.keys.shard(shard)
+        async with self.client.pipeline(transaction=True) as pipe:
+            for fields in entries:
+                pipe.xadd(k.collected, fields)
+            pipe.hset(k.meta, f"cursor:{spec}", cursor)
+            pipe.hincrby(k.meta, "collected", len(entries))
+            await pipe.execute()
+
+    async def collected(self, shard: str) -> list[tuple[str, dict[bytes, bytes]]]:
+        rows = await self.client.xrange(self.keys.shard(shard).collected)
+        return [(_s(i), f) for i, f in rows]
+
+    # -- knowledge and workflow state ---------------------------------------
+
+    async def put_knowledge(self, shard: str, pass_no: int, body: bytes) -> None:
+        k = self.keys.shard(shard)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(k.knowledge, str(pass_no), body)
+            pipe.hset(k.meta, "knowledge_pass", pass_no)
+            await pipe.execute()
+
+    async def knowledge(self, shard: str) -> dict[int, bytes]:
+        raw = await self.client.hgetall(self.keys.shard(shard).knowledge)
+        return {int(a): b for a, b in raw.items()}
+
+    async def workflow_state(self, shard: str) -> dict[str, str]:
+        raw = await self.client.hgetall(self.keys.shard(shard).workflow)
+        return {_s(a): _s(b) for a, b in raw.items()}
+
+    async def set_workflow_state(self, shard: str, fields: Mapping[str, str | int]) -> None:
+        k = self.keys.shard(shard)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(k.workflow, mapping=dict(fields))
+            if "pass" in fields:
+                pipe.hset(k.meta, "pass", fields["pass"])
+            if "progress" in fields:
+                pipe.hset(k.meta, "progress", fields["progress"])
+            await pipe.execute()
