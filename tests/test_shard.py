@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import redis
+from helpers import await_until
 
 from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
 from swarmstream.handlers import as_handler
@@ -188,3 +189,22 @@ async def test_handler_synthesizer_uses_any_handler() -> None:
     k = await HandlerSynthesizer(as_handler(llm))("s1", 1, findings, [])
     assert k.summary == "SYNTH: - fact [a:1]"
     assert k.sources == ("x.md:1",)
+
+
+async def test_shard_registers_and_keeps_a_heartbeat(swarm: Swarm) -> None:
+    shard = MemoryShard(swarm, "beating", "research")
+    stop = asyncio.Event()
+    alive = asyncio.create_task(shard.keep_alive(stop, interval=0.05))
+    await await_until(shard.info, what="registration")
+    first = float((await shard.info())["heartbeat"])
+
+    async def beat_again() -> bool:
+        return float((await shard.info())["heartbeat"]) > first
+
+    await await_until(beat_again, what="a second heartbeat")
+    stop.set()
+    await alive
+    info = await shard.info()
+    assert info["id"] == "beating" and info["spec"] == "research"
+    assert float(info["heartbeat"]) > first
+    assert "beating" in await ShardStore(swarm.client, swarm.keys).shard_ids()

@@ -7,7 +7,8 @@ Everything lives in Redis, so a shard process can restart without losing anythin
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,15 @@ class MemoryShard:
         return Knowledge.from_bytes(stored[key]) if key in stored else None
 
     async def heartbeat(self) -> None:
-        await self.store.register(self.id, {"spec": self.spec, "seen": f"{time.time():.3f}"})
+        """Refresh this shard's heartbeat (``NS:shards`` score and meta field)."""
+        await self.store.register(self.id, {"spec": self.spec})
+
+    async def keep_alive(self, stop: asyncio.Event, interval: float = 5.0) -> None:
+        """Heartbeat every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            await self.heartbeat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
 
 #: The seed's name for a memory shard.
