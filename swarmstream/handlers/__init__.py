@@ -8,8 +8,9 @@ from collections.abc import Callable
 from swarmstream.errors import HandlerNotFound
 from swarmstream.handlers.base import CallableHandler, ContextLike, Handler, as_handler, to_result
 from swarmstream.handlers.builtin import Echo, Sleep
+from swarmstream.handlers.retrieve import Retrieve
 
-BUILTINS: dict[str, Callable[[], Handler]] = {"echo": Echo, "sleep": Sleep}
+BUILTINS: dict[str, Callable[[], Handler]] = {"echo": Echo, "sleep": Sleep, "retrieve": Retrieve}
 
 
 def resolve(ref: str) -> Handler:

@@ -12,14 +12,27 @@ from swarmstream.transport.shards import ShardStore
 
 class ContextCache:
     """Lends contexts to a worker's tasks. One small round trip per borrow checks the
-    current version; a version already held is never fetched again."""
+    current version; a version already held is never fetched again. Versions are
+    kept least-recently-used first within ``max_versions`` and ``max_bytes``."""
 
-    def __init__(self, store: ShardStore, max_versions: int = 4) -> None:
+    def __init__(
+        self, store: ShardStore, max_versions: int = 64, max_bytes: int = 512 << 20
+    ) -> None:
         self.store = store
         self.max_versions = max_versions
+        self.max_bytes = max_bytes
         self._cache: OrderedDict[tuple[str, int], Context] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[Context | None]] = {}
         self.fetches = 0
+
+    def _evict(self) -> None:
+        """Drop least recently used versions beyond the count or byte budget."""
+        size = sum(len(c.blob) for c in self._cache.values())
+        while len(self._cache) > 1 and (
+            len(self._cache) > self.max_versions or size > self.max_bytes
+        ):
+            _, old = self._cache.popitem(last=False)
+            size -= len(old.blob)
 
     async def borrow(self, shard: str) -> Context | None:
         """The shard's current context, or None if it has none."""
@@ -54,8 +67,7 @@ class ContextCache:
             )
             if ctx is not None:
                 self._cache[key] = ctx
-                while len(self._cache) > self.max_versions:
-                    self._cache.popitem(last=False)
+                self._evict()
             future.set_result(ctx)
             return ctx
         except BaseException as exc:

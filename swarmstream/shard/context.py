@@ -27,11 +27,38 @@ def estimate_tokens(chars: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One source document inside a context blob: ``text[start:end]``."""
+    """One source document inside a context blob: ``text[start:end]``.
+
+    ``first_line`` is the line number of its first line in the original file: 1,
+    unless the document is a later part of a file split across shards.
+    """
 
     path: str
     start: int
     end: int
+    first_line: int = 1
+
+
+class DocumentPart(tuple[str, str]):
+    """A ``(path, text)`` pair that is a part of a larger file, starting at line
+    ``first_line`` of it, so citations into the part keep the file's line numbers.
+
+    It unpacks and compares like a plain pair; ``build`` records the offset."""
+
+    first_line: int
+
+    def __new__(cls, path: str, text: str, first_line: int = 1) -> DocumentPart:
+        if first_line < 1:
+            raise ValueError("first_line must be at least 1")
+        part = super().__new__(cls, (path, text))
+        part.first_line = first_line
+        return part
+
+    def __getnewargs__(self) -> tuple[str, str, int]:
+        return (self[0], self[1], self.first_line)  # copy and pickle keep the offset
+
+    def __repr__(self) -> str:
+        return f"DocumentPart({self[0]!r}, <{len(self[1])} chars>, first_line={self.first_line})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +74,7 @@ class Manifest:
     def to_bytes(self) -> bytes:
         return pack(
             {
-                "docs": [[d.path, d.start, d.end] for d in self.documents],
+                "docs": [_doc_row(d) for d in self.documents],
                 "chars": self.chars,
                 "tokens": self.tokens,
                 "sha256": self.sha256,
@@ -59,7 +86,7 @@ class Manifest:
     def from_bytes(cls, raw: bytes) -> Manifest:
         m: dict[str, Any] = unpack(raw)
         return cls(
-            documents=tuple(Document(p, s, e) for p, s, e in m["docs"]),
+            documents=tuple(Document(*row) for row in m["docs"]),
             chars=int(m["chars"]),
             tokens=int(m["tokens"]),
             sha256=str(m["sha256"]),
@@ -67,15 +94,26 @@ class Manifest:
         )
 
 
+def _doc_row(d: Document) -> list[str | int]:
+    """A document in the manifest: ``[path, start, end]``, plus ``first_line`` if not 1
+    (manifests written before line offsets existed read back unchanged)."""
+    row: list[str | int] = [d.path, d.start, d.end]
+    return row if d.first_line == 1 else [*row, d.first_line]
+
+
 def build(docs: Sequence[tuple[str, str]]) -> tuple[str, Manifest]:
-    """Concatenate ``(path, text)`` pairs into one blob and describe it."""
+    """Concatenate ``(path, text)`` pairs into one blob and describe it.
+
+    A ``DocumentPart`` keeps the line numbers of the file it was cut from."""
     parts: list[str] = []
     documents: list[Document] = []
     pos = 0
-    for path, text in docs:
+    for item in docs:
+        path, text = item
+        first_line = item.first_line if isinstance(item, DocumentPart) else 1
         if text and not text.endswith("\n"):
             text += "\n"
-        documents.append(Document(path, pos, pos + len(text)))
+        documents.append(Document(path, pos, pos + len(text), first_line))
         parts.append(text)
         pos += len(text)
     blob = "".join(parts)
@@ -152,7 +190,8 @@ class Context:
         return max(0, bisect.bisect_right(starts, offset) - 1)
 
     def line_of(self, doc_index: int, offset: int) -> int:
-        """1-based line number of ``offset`` inside document ``doc_index``."""
+        """Line number of ``offset`` in document ``doc_index``'s original file
+        (1-based; a document that is a later part of a file starts past line 1)."""
         doc = self.manifest.documents[doc_index]
         starts = self._line_starts.get(doc_index)
         if starts is None:
@@ -163,7 +202,7 @@ class Context:
                 starts.append(i + 1)
                 i = text.find("\n", i + 1, doc.end)
             self._line_starts[doc_index] = starts
-        return bisect.bisect_right(starts, offset)
+        return bisect.bisect_right(starts, offset) + doc.first_line - 1
 
     def cite(self, start: int, end: int) -> str:
         """Citation of the characters ``[start, end)``: ``path:line`` or ``path:a-b``."""
