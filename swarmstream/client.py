@@ -4,7 +4,7 @@ findings, manage dead letters. Workers live in ``swarmstream.worker``."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -149,14 +149,30 @@ class Swarm:
         out.sort(key=lambda f: f.finished)
         return out[-count:] if count else out
 
-    async def follow(
-        self, specs: Sequence[str] | None = None, *, since: str = "$", block: float = 1.0
-    ) -> AsyncIterator[Finding]:
-        """Yield findings as they arrive (``since='0'`` replays stored ones first)."""
+    async def cursors(self, specs: Sequence[str] | None = None) -> dict[str, str]:
+        """The newest finding id of each spec ('0-0' if none): a ``follow`` start."""
         names = list(specs) if specs else await self.results.specs()
+        return {s: await self.results.last_finding_id(s) for s in names}
+
+    async def follow(
+        self,
+        specs: Sequence[str] | None = None,
+        *,
+        since: str | Mapping[str, str] = "$",
+        block: float = 1.0,
+    ) -> AsyncIterator[Finding]:
+        """Yield findings as they arrive (``since='0'`` replays stored ones first).
+
+        ``since`` may map specs to ids, as ``cursors()`` returns: each spec then
+        starts exactly there, so nothing written after ``cursors()`` is missed.
+        """
+        default = since if isinstance(since, str) else "$"
+        per_spec = {} if isinstance(since, str) else dict(since)
+        names = list(specs) if specs else list(per_spec) or await self.results.specs()
         cursors = {}
         for s in names:
-            cursors[s] = await self.results.last_finding_id(s) if since == "$" else since
+            start = per_spec.get(s, default)
+            cursors[s] = await self.results.last_finding_id(s) if start == "$" else start
         while True:
             cursors, batch = await self.results.follow(cursors, block_ms=int(block * 1000))
             for f in batch:

@@ -70,6 +70,38 @@ def _ping(host: str, port: int, password: str | None = None) -> bool:
         return False
 
 
+def server_pid(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> int | None:
+    """The ``process_id`` a Redis server on ``host:port`` reports (raw ``INFO server``).
+
+    None when nothing answers there, or something that is not a Redis without a
+    password: this is how ``swarmstream up`` tells its own server from another.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"INFO server\r\n")
+            buf = b""
+            while b"\r\n" not in buf and len(buf) < 64:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                buf += chunk
+            head, _, body = buf.partition(b"\r\n")
+            if not head.startswith(b"$") or not head[1:].isdigit():
+                return None
+            size = int(head[1:])
+            while len(body) < size:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                body += chunk
+    except OSError:
+        return None
+    for line in body[:size].decode("utf-8", "replace").splitlines():
+        if line.startswith("process_id:") and line[11:].strip().isdigit():
+            return int(line[11:].strip())
+    return None
+
+
 @dataclass
 class EmbeddedRedis:
     """A redis-server child process bound to loopback, with its data in ``dir``."""
@@ -122,6 +154,7 @@ class EmbeddedRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
             self.argv(daemonize),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -138,9 +171,10 @@ class EmbeddedRedis:
                 break
             time.sleep(0.02)
         log = self.dir / "redis.log"
-        tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+        lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
         self.stop()
-        raise EmbeddedServerError(f"redis-server did not start on port {self.port}: {tail}")
+        last = lines[-1].strip() if lines else "no log"
+        raise EmbeddedServerError(f"redis-server did not start on port {self.port}: {last}")
 
     def running(self) -> bool:
         return _ping(self.host, self.port, self.password)

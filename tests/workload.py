@@ -39,3 +39,10 @@ async def nap(task: Task) -> dict[str, object]:
 def blocking_nap(task: Task) -> str:
     time.sleep((task.data or {}).get("seconds", 0.02))
     return task.text
+
+
+async def nap_or_poison(task: Task) -> dict[str, object]:
+    """Like ``nap``, but fails on every attempt when the text starts with 'poison'."""
+    if task.text.startswith("poison"):
+        raise RuntimeError(f"poisoned: {task.text}")
+    return await nap(task)

@@ -112,9 +112,21 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 
 def _register() -> None:
-    from swarmstream.cli import worker_cmd
+    from swarmstream.cli import run_cmd, worker_cmd
 
     worker_cmd.register(app)
+    run_cmd.register(app)
+    from swarmstream.cli import ask_cmd, shard_cmd, status_cmd
+
+    status_cmd.register(app)
+    shard_cmd.register(app)
+    ask_cmd.register(app)
+    from swarmstream.cli import dead_cmd, findings_cmd, server_cmd, submit_cmd
+
+    server_cmd.register(app)
+    submit_cmd.register(app)
+    findings_cmd.register(app)
+    dead_cmd.register(app)
 
 
 _register()

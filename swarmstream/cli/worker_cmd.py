@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from swarmstream.handlers import resolve
+from swarmstream.errors import ConfigError
+from swarmstream.handlers import Handler, resolve
+from swarmstream.handlers.exec import ExecHandler
 from swarmstream.keys import validate_name
 from swarmstream.worker.process import serve
 from swarmstream.worker.worker import EphemeralWorker
@@ -17,9 +19,23 @@ def worker(
     ctx: typer.Context,
     specs: Annotated[list[str], typer.Argument(help="Specializations to consume.")],
     handler: Annotated[
-        str,
-        typer.Option("--handler", help="Built-in (echo, sleep) or module:function."),
-    ] = "echo",
+        str | None,
+        typer.Option(
+            "--handler",
+            help="Built-in (echo, sleep) or module:function (default: echo).",
+            show_default=False,
+        ),
+    ] = None,
+    exec_command: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="COMMAND",
+            help="Run this external command per task instead of --handler: the task's text "
+            "on stdin, stdout is the finding (or a JSON object with content, sources, usage). "
+            "Split like a shell line, never run by a shell.",
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Tasks at once.")] = 8,
     once: Annotated[bool, typer.Option("--once", help="Run one task, then exit.")] = False,
     max_tasks: Annotated[
@@ -43,9 +59,15 @@ def worker(
     """Claim tasks from SPEC streams and run a handler on each; report findings.
 
     Example: swarmstream worker research --handler echo --concurrency 4 --idle-exit 30
+
+    Any command as a worker (task text on stdin, stdout is the finding):
+
+    swarmstream worker research --exec "claude -p" --concurrency 4 --timeout 600
     """
     from swarmstream.cli.app import globals_of
 
+    if handler is not None and exec_command is not None:
+        raise ConfigError("--handler and --exec are mutually exclusive: give one of them")
     for spec in specs:
         validate_name("spec", spec)
     settings = globals_of(ctx).settings(
@@ -57,7 +79,11 @@ def worker(
         grace=grace,
         default_timeout=timeout,
     )
-    chosen = resolve(handler)
+    chosen: Handler = (
+        ExecHandler.from_command(exec_command)
+        if exec_command is not None
+        else resolve(handler or "echo")
+    )
     w = EphemeralWorker(specs, chosen, settings, name=name)
     summary = asyncio.run(serve(w))
     typer.echo(

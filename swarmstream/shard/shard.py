@@ -137,6 +137,9 @@ class MemoryShard:
         """
         await self.collect()
         findings = await self.findings(pass_no)
+        if expected:  # only this run's tasks, not earlier runs of the same pass number
+            wanted = set(expected)
+            findings = [f for f in findings if f.task_id in wanted]
         ok = {f.task_id for f in findings if f.ok}
         missing = [t for t in expected if t not in ok]
         knowledge = await (synthesizer or MergeSynthesizer())(self.id, pass_no, findings, missing)

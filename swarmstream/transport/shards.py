@@ -14,6 +14,8 @@ from swarmstream.keys import Keys
 
 #: Seconds an old context version stays readable after a reload.
 OLD_VERSION_GRACE = 600
+#: Findings a shard keeps in its collection (MAXLEN ~); knowledge keeps the rest.
+COLLECTED_MAXLEN = 100_000
 
 
 class ShardStore:
@@ -112,7 +114,7 @@ class ShardStore:
         k = self.keys.shard(shard)
         async with self.client.pipeline(transaction=True) as pipe:
             for fields in entries:
-                pipe.xadd(k.collected, fields)
+                pipe.xadd(k.collected, fields, maxlen=COLLECTED_MAXLEN, approximate=True)
             pipe.hset(k.meta, f"cursor:{spec}", cursor)
             pipe.hincrby(k.meta, "collected", len(entries))
             await pipe.execute()

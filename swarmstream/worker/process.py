@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from swarmstream.errors import ConfigError
 from swarmstream.handlers.base import Handler
 from swarmstream.settings import Settings
 from swarmstream.worker.execution import ContextProvider
@@ -48,13 +49,26 @@ def run_worker(
 
 def worker_argv(
     specs: Sequence[str],
-    handler: str,
+    handler: str | None,
     settings: Settings,
     *,
     name: str | None = None,
     extra: Sequence[str] = (),
+    exec_command: str | None = None,
 ) -> list[str]:
-    """The command line of a worker subprocess (``python -m swarmstream worker``)."""
+    """The command line of a worker subprocess (``python -m swarmstream worker``).
+
+    ``handler`` is a ``--handler`` reference; ``exec_command`` runs an external command
+    instead (``--exec``; pass ``handler=None`` with it). Neither means ``echo``.
+    """
+    if handler is not None and exec_command is not None:
+        raise ConfigError("give a handler or an exec command, not both")
+    if handler is not None:
+        chosen = ["--handler", handler]
+    elif exec_command is not None:
+        chosen = ["--exec", exec_command]
+    else:
+        chosen = []
     cfg = settings.worker
     argv = [
         sys.executable,
@@ -66,8 +80,7 @@ def worker_argv(
         settings.redis.namespace,
         "worker",
         *specs,
-        "--handler",
-        handler,
+        *chosen,
         "--concurrency",
         str(cfg.concurrency),
         "--claim-idle",
@@ -86,18 +99,21 @@ def worker_argv(
 
 def spawn_worker(
     specs: Sequence[str],
-    handler: str,
+    handler: str | None,
     settings: Settings,
     *,
     name: str | None = None,
     extra: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    exec_command: str | None = None,
     **popen: Any,
 ) -> subprocess.Popen[bytes]:
-    """Start a worker as a subprocess (its own process group); returns the Popen."""
+    """Start a worker as a subprocess (its own process group); returns the Popen.
+
+    ``exec_command`` (with ``handler=None``) makes it run that command per task."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(
-        worker_argv(specs, handler, settings, name=name, extra=extra),
+        worker_argv(specs, handler, settings, name=name, extra=extra, exec_command=exec_command),
         env=full_env,
         start_new_session=True,
         **popen,

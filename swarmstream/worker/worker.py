@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -227,6 +228,14 @@ class EphemeralWorker:
                 await self.streams.prune_consumer(spec, self.name)
         self.state = WorkerState.STOPPED
         self._pool.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.handler, "close", None)  # optional: release what it holds
+        if callable(close):
+            try:
+                closing = close()
+                if inspect.isawaitable(closing):
+                    await closing
+            except Exception:
+                log.exception("worker %s: closing handler %s failed", self.name, self.handler.name)
         if self._own_client and self._client is not None:
             await self._client.aclose()
         log.info("worker %s stopped: %s", self.name, self.summary())
