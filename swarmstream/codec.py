@@ -188,6 +188,7 @@ def encode_finding(finding: Finding, wire: str = MSGPACK) -> bytes:
         "usage": finding.usage,
         "data": finding.data,
         "attempt": finding.attempt,
+        "created": finding.created,
         "started": finding.started,
         "finished": finding.finished,
         "duration_ms": round(finding.duration_ms, 3),
@@ -227,6 +228,7 @@ def decode_finding(entry_id: str, fields: dict[bytes, bytes]) -> Finding:
         finished=float(body.get("finished") or 0.0),
         error=body.get("error"),
         entry_id=entry_id,
+        created=float(body.get("created") or 0.0),
     )
 
 

@@ -90,6 +90,7 @@ class Finding:
     finished: float = 0.0
     error: str | None = None
     entry_id: str | None = None
+    created: float = 0.0  # when the task was created: finished - created is end to end
 
     @property
     def duration_ms(self) -> float:

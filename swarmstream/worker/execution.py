@@ -123,6 +123,7 @@ class Execution:
             attempt=task.attempt,
             started=started,
             finished=time.time(),
+            created=task.created,
         )
         return Outcome(Completion(entry.entry_id, finding, wire))
 
