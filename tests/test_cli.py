@@ -68,8 +68,8 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 
 def finding_status(raw: redis.Redis, settings: Settings, task_id: str) -> str | None:
-    key = Keys(settings.redis.namespace).spec(SPEC).findings
-    found = [decode_finding(i.decode(), f) for i, f in raw.xrange(key)]
+    """Status of the newest finding of a task, read straight from the stream."""
+    found = [decode_finding("0-0", fields) for fields in findings_of(raw, settings, SPEC)]
     mine = [f for f in found if f.task_id == task_id]
     return mine[-1].status.value if mine else None
 
@@ -229,11 +229,11 @@ def test_dead_list_requeue_purge(settings: Settings, raw: redis.Redis) -> None:
             == f"requeued 1 dead letter(s) of {SPEC}"
         )
         for task_id in ids[:2]:
-            wait_until(
-                lambda t=task_id: finding_status(raw, settings, t) == "ok",
-                timeout=30,
-                what=f"requeued task {task_id} done",
-            )
+
+            def done(t: str = task_id) -> bool:
+                return finding_status(raw, settings, t) == "ok"
+
+            wait_until(done, timeout=30, what=f"requeued task {task_id} done")
     finally:
         stop(worker)
     again = json_lines(cli(settings, "findings", SPEC, "--task", ids[0], "--json").stdout)

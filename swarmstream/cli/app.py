@@ -82,7 +82,7 @@ def _global(
             "--redis-url",
             envvar="SWARMSTREAM_REDIS_URL",
             help=f"Redis URL: redis:// or rediss:// (TLS), user:password@ allowed. "
-            f"[default: {DEFAULT_URL}]",
+            f"\\[default: {DEFAULT_URL}]",
             show_default=False,
         ),
     ] = None,
@@ -91,7 +91,7 @@ def _global(
         typer.Option(
             "--namespace",
             envvar="SWARMSTREAM_NAMESPACE",
-            help=f"Key prefix isolating one swarm. [default: {DEFAULT_NAMESPACE}]",
+            help=f"Key prefix isolating one swarm. \\[default: {DEFAULT_NAMESPACE}]",
             show_default=False,
         ),
     ] = None,

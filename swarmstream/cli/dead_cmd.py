@@ -108,9 +108,7 @@ def dead_requeue(
     spec: Spec,
     ids: Annotated[
         list[str] | None,
-        typer.Argument(
-            help="Dead-letter entry ids (from 'dead list') or task ids.", metavar="ID"
-        ),
+        typer.Argument(help="Dead-letter entry ids (from 'dead list') or task ids.", metavar="ID"),
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
 ) -> None:
