@@ -1,7 +1,14 @@
 """Memory shards: context, collection, synthesis, workflows and scatter-gather."""
 
 from swarmstream.shard.borrow import ContextCache
-from swarmstream.shard.context import Context, Document, DocumentPart, Manifest, estimate_tokens
+from swarmstream.shard.context import (
+    Context,
+    Document,
+    DocumentPart,
+    Manifest,
+    estimate_tokens,
+    read_paths,
+)
 from swarmstream.shard.runner import PassSummary, Progress, WorkflowRunner, WorkflowSummary
 from swarmstream.shard.scatter import Answer, Passage, ask, load_shards, split_corpus
 from swarmstream.shard.shard import MemoryShard, SwarmMemoryShard
@@ -47,5 +54,6 @@ __all__ = [
     "estimate_tokens",
     "load_shards",
     "load_workflow",
+    "read_paths",
     "split_corpus",
 ]
