@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -141,17 +142,22 @@ def dead_requeue(
 def dead_purge(
     ctx: typer.Context,
     spec: Spec,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete them for good.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete every dead letter of SPEC for good (needs --yes).
+    """Delete every dead letter of SPEC for good. On a terminal it asks first
+    (skip with --yes); in scripts (no terminal) it just does it.
 
-    Example: swarmstream dead purge research --yes
+    Example: swarmstream dead purge research
     """
     from swarmstream.cli.app import globals_of
 
     validate_name("spec", spec)
-    if not yes:
-        raise ConfigError(f"purge deletes every dead letter of {spec} for good: add --yes")
+    if (
+        not yes
+        and sys.stdin.isatty()
+        and not typer.confirm(f"Delete every dead letter of {spec} for good?")
+    ):
+        raise typer.Exit(1)
     settings = globals_of(ctx).settings()
 
     async def main() -> int:
