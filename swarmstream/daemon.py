@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from swarmstream.embedded import EmbeddedRedis, port_in_use, server_pid
+from swarmstream.embedded import EmbeddedRedis, port_in_use, process_alive, server_pid
 from swarmstream.errors import ConfigError, EmbeddedServerError
 
 #: Port of ``swarmstream up`` without ``--port``: the port of the default Redis URL,
@@ -180,7 +180,7 @@ def _stuck(d: Path, rec: _Record) -> bool:
         pidfile = int((d / "redis.pid").read_text().strip())
     except (OSError, ValueError):
         return False
-    return pidfile == rec.pid and _alive(rec.pid) and _is_redis(rec.pid)
+    return pidfile == rec.pid and process_alive(rec.pid) and _is_redis(rec.pid)
 
 
 def _is_redis(pid: int) -> bool:
@@ -190,28 +190,13 @@ def _is_redis(pid: int) -> bool:
         return False  # no /proc (or gone): never signal a process we cannot identify
 
 
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie waiting for its parent to reap it."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
 def _terminate(pid: int, timeout: float) -> bool:
     """SIGTERM and wait (Redis flushes its AOF on the way out); SIGKILL if it lingers."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + wait
-        while _alive(pid):
+        while process_alive(pid):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.02)
