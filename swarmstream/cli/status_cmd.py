@@ -27,6 +27,9 @@ def status(
 ) -> None:
     """A one-shot snapshot of specs, workers and shards.
 
+    In the JSON, "lag" (also given as "backlog") counts entries no worker has
+    been given yet; rates are null (one snapshot has no interval).
+
     Example: swarmstream status --json | jq '.specs[] | {name, pending, lag}'
     """
     from swarmstream.cli.app import globals_of
@@ -42,17 +45,32 @@ def status(
         typer.echo(json.dumps(snap.to_json()))
     else:
         console = Console()
-        console.print(render(snap, width=console.width))
+        source = f"{settings.redis.namespace} @ {settings.redis.redacted_url}"
+        console.print(render(snap, width=console.width, source=source))
 
 
 def monitor(
     ctx: typer.Context,
     refresh: Annotated[
-        float, typer.Option("--refresh", help="Seconds between redraws.", min=0.1)
+        float,
+        typer.Option("--refresh", metavar="SECONDS", help="Seconds between redraws.", min=0.1),
     ] = 1.0,
-    once: Annotated[bool, typer.Option("--once", help="Render one frame and exit.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Print one frame and exit (after one refresh interval, for rates)."
+        ),
+    ] = False,
 ) -> None:
-    """Live dashboard: backlog, pending, lag, throughput, workers, shards, findings.
+    """Live dashboard: backlog, pending, throughput, workers, shards, findings.
+
+    Per spec: backlog (Redis calls it lag: entries not yet delivered to any
+    worker), pending (delivered, not acknowledged) and the age of the oldest
+    pending entry, delivered/completed/failed per second over the last refresh,
+    dead letters and consumers. Workers with their state, current task and last
+    heartbeat; shards with their pass and progress; the latest findings; a
+    sparkline of the last minute's throughput. Redis going away does not stop
+    it: it shows "disconnected, retrying" and recovers by itself.
 
     Example: swarmstream monitor --refresh 0.5
     """

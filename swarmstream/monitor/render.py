@@ -1,130 +1,557 @@
-"""Render: a Snapshot as Rich renderables. Pure: no Redis, no clock, no I/O."""
+"""Render: a Snapshot as Rich renderables. Pure: no Redis, no clock, no I/O.
+
+The layout follows the width it is given (the console's):
+
+* under 100 columns, low-value columns are dropped (host, pid, the specs a
+  worker serves, the finding's spec and task id, context versions) and large
+  counts are abbreviated (``1.2M``); every essential column stays;
+* from 120 columns, totals (completed, failed), host and pid appear and task
+  ids are shown whole;
+* from 150 columns, shards and the findings feed sit side by side.
+
+With a ``height`` (the live monitor passes the terminal's), long tables are cut
+to fit, busiest rows first, and their titles say how many are shown.
+
+"backlog" is what Redis calls the group's *lag*: entries added to a spec's task
+stream that no worker has been given yet. "pending" entries were delivered and
+not yet acknowledged; "oldest" is the age of the oldest of them.
+"""
 
 from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from swarmstream.monitor.snapshot import Snapshot
+from swarmstream.models import Finding, WorkerInfo, WorkerState
+from swarmstream.monitor.snapshot import WINDOW, ShardStats, Snapshot, SpecStats
 
-_BARS = " ▁▂▃▄▅▆▇█"
+NARROW = 100  # below this width: compact columns
+WIDE = 120  # from this width: every column
+SIDE_BY_SIDE = 150  # from this width: shards and findings next to each other
+FEED_ROWS = 8
+T = TypeVar("T")
+
+_BARS = "▁▂▃▄▅▆▇█"
 _STATE_STYLE = {"busy": "green", "idle": "dim", "draining": "yellow", "starting": "cyan"}
+_STATE_ORDER = {"busy": 0, "draining": 1, "starting": 2, "idle": 3}
+LEGEND = "backlog (= lag): not yet delivered · pending: delivered, not acked"
+LEGEND_WIDE = LEGEND + " · oldest: age of the oldest pending entry"
 
 
-def sparkline(values: tuple[float, ...] | list[float], width: int = 60) -> str:
-    """Unicode bars for the last ``width`` values, scaled to their maximum."""
-    vals = list(values)[-width:]
-    if not vals:
-        return ""
-    top = max(vals) or 1.0
-    return "".join(_BARS[min(8, round(v / top * 8))] for v in vals)
+# -- formatting ----------------------------------------------------------------
+
+
+def _count(n: int | None, compact: bool = False) -> str:
+    """1,234,567 (or 1.2M when compact)."""
+    if n is None:
+        return "-"
+    if not compact or abs(n) < 10_000:
+        return f"{n:,}"
+    if abs(n) < 100_000:
+        return f"{n / 1000:.1f}k"
+    if abs(n) < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def _rate(r: float | None, compact: bool = False) -> str:
+    if r is None:
+        return "-"
+    if r >= 10_000 and compact:
+        return f"{r / 1000:.0f}k"
+    return f"{r:,.0f}" if r >= 1000 else f"{r:.1f}"
 
 
 def _dur(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
         return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
 
 
-def _num(value: float | None, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}"
+def _short_id(task_id: str, n: int) -> str:
+    """The tail of an id (ids start with a clock; the random part is at the end)."""
+    return task_id if len(task_id) <= n else "…" + task_id[-(n - 1) :]
 
 
-def specs_table(snap: Snapshot) -> Table:
-    t = Table(title="specs", expand=True, title_justify="left", show_edge=False)
-    for col in ("spec", "backlog", "pending", "oldest", "done/s", "fail/s", "done", "dead", "cons"):
-        t.add_column(col, justify="left" if col == "spec" else "right", no_wrap=True)
-    for s in snap.specs:
-        oldest = None if s.oldest_pending_ms is None else s.oldest_pending_ms / 1000
-        t.add_row(
-            s.name,
-            _num(s.backlog),
-            _num(s.pending),
-            _dur(oldest),
-            _num(s.completed_rate, 1),
-            _num(s.failed_rate, 1),
-            _num(s.completed),
-            Text(_num(s.dead), style="red" if s.dead else ""),
-            _num(s.consumers),
-        )
-    return t
+def _flow(items: Sequence[Text], width: int, sep: str = " · ") -> list[Text]:
+    """Pack items into lines of at most ``width`` cells, never splitting one."""
+    lines: list[Text] = []
+    line = Text()
+    for item in items:
+        if line.cell_len and line.cell_len + len(sep) + item.cell_len > width:
+            lines.append(line)
+            line = Text()
+        if line.cell_len:
+            line.append(sep, style="dim")
+        line.append_text(item)
+    if line.cell_len:
+        lines.append(line)
+    for ln in lines:
+        ln.truncate(width, overflow="ellipsis")
+    return lines
 
 
-def workers_table(snap: Snapshot) -> Table:
-    t = Table(title="workers", expand=True, title_justify="left", show_edge=False)
-    for col in ("worker", "state", "task", "for", "done", "specs", "host:pid", "beat"):
-        t.add_column(col, no_wrap=col != "specs", overflow="ellipsis")
-    for w in snap.workers:
-        t.add_row(
-            w.name,
-            Text(w.state.value, style=_STATE_STYLE.get(w.state.value, "")),
-            w.current[0] if w.current else "-",
-            _dur(None if w.busy_since is None else snap.time - w.busy_since),
-            _num(w.done),
-            ",".join(w.specs),
-            f"{w.host}:{w.pid}",
-            _dur(snap.time - w.heartbeat) + " ago",
-        )
-    return t
+def _kv(key: str, value: str, style: str = "bold") -> Text:
+    return Text.assemble((key + " ", "dim"), (value, style))
 
 
-def shards_table(snap: Snapshot) -> Table:
-    t = Table(title="shards", expand=True, title_justify="left", show_edge=False)
-    for col in ("shard", "spec", "tokens", "ctx v", "pass", "progress", "collected"):
-        t.add_column(col, no_wrap=True)
-    for h in snap.shards:
-        t.add_row(
-            h.id,
-            h.spec,
-            _num(h.tokens),
-            _num(h.version),
-            _num(h.pass_no),
-            h.progress or "-",
-            _num(h.collected),
-        )
-    return t
+# -- throughput ----------------------------------------------------------------
 
 
-def feed_table(snap: Snapshot, rows: int = 8) -> Table:
-    t = Table(title="latest findings", expand=True, title_justify="left", show_edge=False)
-    for col in ("status", "spec", "task", "worker", "ms", "content"):
-        t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=None)
-    for f in snap.feed[:rows]:
-        style = "green" if f.ok else "red"
-        t.add_row(
-            Text(f.status.value, style=style),
-            f.spec,
-            f.task_id,
-            f.worker,
-            _num(f.duration_ms),
-            (f.content or f.error or "").replace("\n", " ")[:80],
-        )
-    return t
+def throughput(
+    samples: Sequence[tuple[float, int]], end: float, bins: int, window: float = WINDOW
+) -> list[float | None]:
+    """Completed tasks per second in ``bins`` equal slices of the ``window`` seconds
+    before ``end``, from cumulative (time, completed) samples (linear in between).
+    None for slices before the first sample."""
+    if len(samples) < 2 or bins <= 0:
+        return [None] * max(0, bins)
+    ts = [t for t, _ in samples]
+    cs = [c for _, c in samples]
+
+    def at(t: float) -> float:
+        j = min(max(1, bisect.bisect_right(ts, t)), len(ts) - 1)
+        t0, t1, c0, c1 = ts[j - 1], ts[j], cs[j - 1], cs[j]
+        return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else float(c1)
+
+    step = window / bins
+    out: list[float | None] = []
+    for j in range(bins):
+        a = max(end - window + j * step, ts[0])
+        b = min(end - window + (j + 1) * step, ts[-1])
+        out.append(max(0.0, (at(b) - at(a)) / (b - a)) if b > a else None)
+    return out
 
 
-def render(snap: Snapshot, *, status: str = "connected", width: int = 80) -> RenderableType:
-    """The whole dashboard for one snapshot."""
-    rate = snap.history[-1] if snap.history else None
-    head = Text.assemble(
-        ("swarmstream ", "bold"),
-        (status, "green" if status == "connected" else "bold red"),
-        f"  specs {len(snap.specs)}  workers {len(snap.workers)}  shards {len(snap.shards)}",
-        f"  completed {snap.completed:,}",
-        f"  {_num(rate, 1)}/s" if rate is not None else "",
+def sparkline(values: Sequence[float | None], width: int = 60) -> str:
+    """Bars for the last ``width`` values scaled to their maximum: a blank where
+    there is no data, the lowest bar for zero, a visible bar for any non-zero."""
+    vals = list(values)[-width:]
+    top = max((v for v in vals if v is not None), default=0.0)
+    out = []
+    for v in vals:
+        if v is None:
+            out.append(" ")
+        elif v <= 0 or top <= 0:
+            out.append(_BARS[0])
+        else:
+            out.append(_BARS[min(7, 1 + round(v / top * 6))])
+    return "".join(out)
+
+
+# -- sections --------------------------------------------------------------------
+
+
+def _table(title: Text) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="",
+        box=None,
+        expand=True,
+        pad_edge=False,
+        padding=(0, 1),
+        header_style="bold dim",
     )
-    spark = Text(sparkline(snap.history, max(10, width - 24)), style="cyan")
-    parts: list[RenderableType] = [head, Text("throughput (1 min) ") + spark]
-    parts.append(specs_table(snap))
-    parts.append(workers_table(snap))
-    if snap.shards:
-        parts.append(shards_table(snap))
-    parts.append(feed_table(snap))
-    return Panel(Group(*parts), border_style="blue", padding=(0, 1))
+
+
+def _title(name: str, total: int, shown: int, extra: str = "") -> Text:
+    text = Text.assemble((name, "bold"), f" {total}")
+    if shown < total:
+        text.append(f" (showing {shown})", style="yellow")
+    if extra:
+        text.append(" · " + extra, style="dim")
+    return text
+
+
+def _column(
+    t: Table,
+    name: str,
+    *,
+    flex: int = 0,
+    right: bool = False,
+    min_width: int = 0,
+    max_width: int = 0,
+) -> None:
+    t.add_column(
+        name,
+        justify="right" if right else "left",
+        no_wrap=True,
+        overflow="ellipsis",
+        ratio=flex or None,
+        min_width=min_width or None,
+        max_width=max_width or None,
+    )
+
+
+def _spec_activity(s: SpecStats) -> tuple[int, ...]:
+    return ((s.backlog or 0) + s.pending, s.dead, s.completed)
+
+
+def specs_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
+    compact, wide = width < NARROW, width >= WIDE
+    shown = _pick(snap.specs, rows, _spec_activity)
+    t = _table(_title("specs", len(snap.specs), len(shown)))
+    _column(t, "spec", flex=1, min_width=6)
+    for name in ("backlog", "pending", "oldest"):
+        _column(t, name, right=True)
+    for name in ("dlv/s" if compact else "deliv/s", "done/s", "fail/s"):
+        _column(t, name, right=True)
+    if wide:
+        _column(t, "completed", right=True)
+        _column(t, "failed", right=True)
+    _column(t, "dead", right=True)
+    _column(t, "cons" if compact else "consumers", right=True)
+
+    def row(label: Text | str, s: SpecStats) -> list[Text | str]:
+        oldest = None if s.oldest_pending_ms is None else s.oldest_pending_ms / 1000
+        cells: list[Text | str] = [
+            label,
+            _count(s.backlog, compact),
+            _count(s.pending, compact),
+            _dur(oldest),
+            _rate(s.delivered_rate, compact),
+            _rate(s.completed_rate, compact),
+            Text(_rate(s.failed_rate, compact), style="red" if s.failed_rate else ""),
+        ]
+        if wide:
+            cells += [_count(s.completed), _count(s.failed)]
+        cells += [
+            Text(_count(s.dead, compact), style="bold red" if s.dead else ""),
+            _count(s.consumers, compact),
+        ]
+        return cells
+
+    for s in shown:
+        t.add_row(*row(s.name, s))
+    if len(snap.specs) > 1:
+        t.add_row(*row(Text("total", style="bold"), _total(snap.specs)), style="bold")
+    return t
+
+
+def _sum(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _total(specs: Sequence[SpecStats]) -> SpecStats:
+    backlogs = [s.backlog for s in specs]
+    oldest = [s.oldest_pending_ms for s in specs if s.oldest_pending_ms is not None]
+    delivered = _sum([s.delivered_rate for s in specs])
+    return SpecStats(
+        name="total",
+        stream="",
+        length=sum(s.length for s in specs),
+        backlog=None if all(b is None for b in backlogs) else sum(b or 0 for b in backlogs),
+        pending=sum(s.pending for s in specs),
+        oldest_pending_ms=max(oldest) if oldest else None,
+        consumers=sum(s.consumers for s in specs),
+        dead=sum(s.dead for s in specs),
+        delivered=None,
+        completed=sum(s.completed for s in specs),
+        failed=sum(s.failed for s in specs),
+        retried=sum(s.retried for s in specs),
+        delivered_rate=delivered,
+        completed_rate=_sum([s.completed_rate for s in specs]),
+        failed_rate=_sum([s.failed_rate for s in specs]),
+    )
+
+
+def _worker_priority(w: WorkerInfo) -> tuple[int, float]:
+    return _STATE_ORDER.get(w.state.value, 4), w.busy_since or 0.0
+
+
+def _state(w: WorkerInfo) -> Text:
+    label = w.state.value
+    if w.state is WorkerState.BUSY and w.concurrency > 1:
+        label = f"busy {len(w.current)}/{w.concurrency}"
+    return Text(label, style=_STATE_STYLE.get(w.state.value, ""))
+
+
+def workers_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
+    compact, wide = width < NARROW, width >= WIDE
+    shown = _pick(snap.workers, rows, lambda w: tuple(-x for x in _worker_priority(w)))
+    states: dict[str, int] = {}
+    for w in snap.workers:
+        states[w.state.value] = states.get(w.state.value, 0) + 1
+    extra = " · ".join(f"{n} {s}" for s, n in sorted(states.items(), key=_state_key))
+    t = _table(_title("workers", len(snap.workers), len(shown), extra))
+    _column(t, "worker", flex=2, min_width=8)
+    if wide:
+        _column(t, "host", flex=1)
+        _column(t, "pid", right=True)
+    if not compact:
+        _column(t, "specs", flex=1)
+    _column(t, "state")
+    _column(t, "task", min_width=8)
+    _column(t, "for", right=True)
+    _column(t, "done", right=True)
+    _column(t, "beat", right=True)
+    id_len = 40 if wide else 14 if not compact else 11
+    for w in shown:
+        task = _short_id(w.current[0], id_len) if w.current else "-"
+        if len(w.current) > 1:
+            task += f" +{len(w.current) - 1}"
+        cells: list[Text | str] = [w.name]
+        if wide:
+            cells += [w.host, str(w.pid)]
+        if not compact:
+            cells.append(",".join(w.specs))
+        cells += [
+            _state(w),
+            task,
+            _dur(None if w.busy_since is None else snap.time - w.busy_since),
+            _count(w.done, compact),
+            _dur(snap.time - w.heartbeat) + ("" if compact else " ago"),
+        ]
+        t.add_row(*cells)
+    return t
+
+
+def _state_key(item: tuple[str, int]) -> int:
+    return _STATE_ORDER.get(item[0], 4)
+
+
+def _bar(done: int, total: int, cells: int) -> str:
+    full = min(cells, round(cells * done / total)) if total else 0
+    return "▰" * full + "▱" * (cells - full)
+
+
+def _progress(h: ShardStats, compact: bool) -> str:
+    if h.tasks:
+        found = h.findings or 0
+        text = f"{found}/{h.tasks}"
+        return text if compact else f"{_bar(found, h.tasks, 8)} {text}"
+    return h.state or "-"
+
+
+def shards_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
+    compact, wide = width < NARROW, width >= WIDE
+    shown = _pick(snap.shards, rows, lambda h: (h.tasks or 0) - (h.findings or 0))
+    t = _table(_title("shards", len(snap.shards), len(shown)))
+    _column(t, "shard", flex=1, min_width=6)
+    _column(t, "spec", flex=1, min_width=4)
+    _column(t, "tokens", right=True)
+    if wide:
+        _column(t, "ctx", right=True)
+    _column(t, "pass", right=True)
+    if wide:
+        _column(t, "state")
+    _column(t, "progress")
+    _column(t, "collected", right=True)
+    for h in shown:
+        pass_no = "-" if h.pass_no is None else str(h.pass_no)
+        if h.passes:
+            pass_no += f"/{h.passes}"
+        cells: list[Text | str] = [h.id, h.spec, _count(h.tokens, compact)]
+        if wide:
+            cells.append(_count(h.version))
+        cells.append(pass_no)
+        if wide:
+            cells.append(h.state or "-")
+        cells += [_progress(h, compact or not wide), _count(h.collected, compact)]
+        t.add_row(*cells)
+    return t
+
+
+def feed_table(snap: Snapshot, width: int, rows: int = FEED_ROWS) -> Table:
+    compact, wide = width < NARROW, width >= WIDE
+    shown = snap.feed[: max(0, rows)]
+    t = _table(_title("latest findings", len(snap.feed), len(shown)))
+    _column(t, "status")
+    _column(t, "ago", right=True)
+    if not compact:
+        _column(t, "spec", max_width=20)
+        _column(t, "task")
+    _column(t, "worker", flex=2, min_width=6)
+    _column(t, "took", right=True)
+    _column(t, "content", flex=4, min_width=10)
+    for f in shown:
+        cells: list[Text | str] = [
+            Text(f.status.value, style="green" if f.ok else "bold red"),
+            _dur(snap.time - f.finished) if f.finished else "-",
+        ]
+        if not compact:
+            cells += [f.spec, _short_id(f.task_id, 40 if wide else 12)]
+        cells += [f.worker or "-", _dur(f.duration_ms / 1000), _content(f)]
+        t.add_row(*cells)
+    return t
+
+
+def _content(f: Finding) -> Text:
+    if f.ok:
+        return Text(" ".join(f.content.split())[:200])
+    return Text(" ".join((f.error or f.content).split())[:200], style="red")
+
+
+def _pick(items: Sequence[T], rows: int | None, key: Callable[[T], Any]) -> list[T]:
+    """All items, or (when they do not fit) the ``rows`` with the highest ``key``,
+    kept in their original order."""
+    if rows is None or len(items) <= rows:
+        return list(items)
+    ranked = sorted(range(len(items)), key=lambda i: key(items[i]), reverse=True)
+    keep = sorted(ranked[: max(0, rows)])
+    return [items[i] for i in keep]
+
+
+# -- header and layout -----------------------------------------------------------
+
+
+def header(snap: Snapshot, status: str, width: int) -> list[Text]:
+    """Status, then the swarm's totals flowed over as many lines as needed."""
+    ok = status == "connected"
+    mark = Text("● connected", style="bold green") if ok else Text("✖ " + status, "bold red")
+    busy = sum(1 for w in snap.workers if w.state is WorkerState.BUSY)
+    total = _total(snap.specs)
+    compact = width < NARROW
+    oldest = None if total.oldest_pending_ms is None else total.oldest_pending_ms / 1000
+    items = [
+        mark,
+        _kv("specs", str(len(snap.specs))),
+        _kv("workers", f"{len(snap.workers)} ({busy} busy)"),
+        _kv("shards", str(len(snap.shards))),
+        _kv("backlog", _count(total.backlog, compact)),
+        _kv("pending", _count(total.pending, compact)),
+        _kv("oldest", _dur(oldest)),
+        _kv("dead", _count(total.dead, compact), "bold red" if total.dead else "bold"),
+        _kv("delivered", f"{_rate(total.delivered_rate)}/s"),
+        _kv("done", f"{_rate(total.completed_rate)}/s"),
+        _kv("failed", f"{_rate(total.failed_rate)}/s", "bold red" if total.failed_rate else "bold"),
+        _kv("completed", _count(total.completed, compact)),
+    ]
+    return _flow(items, width)
+
+
+def throughput_line(snap: Snapshot, width: int) -> Text:
+    now = snap.history[-1] if snap.history else None
+    bins = throughput(snap.samples, snap.time, max(1, width))
+    peak = max((v for v in [*bins, now] if v is not None), default=None)
+    label = Text("done/s, 1 min ", style="dim")
+    tail = Text.assemble(
+        (" now ", "dim"), (_rate(now), "bold"), (" peak ", "dim"), (_rate(peak), "bold")
+    )
+    n = max(10, width - label.cell_len - tail.cell_len)
+    spark = Text(sparkline(throughput(snap.samples, snap.time, n), n), style="cyan")
+    return Text.assemble(label, spark, tail)
+
+
+@dataclass
+class _Rows:
+    specs: int | None = None
+    workers: int | None = None
+    shards: int | None = None
+    feed: int = FEED_ROWS
+    show_shards: bool = True
+    show_feed: bool = True
+
+
+def _layout(snap: Snapshot, height: int | None, fixed: int, side: bool) -> _Rows:
+    """How many rows each table gets so that the frame fits ``height`` lines."""
+    want = {
+        "specs": len(snap.specs),
+        "workers": len(snap.workers),
+        "shards": len(snap.shards),
+        "feed": min(FEED_ROWS, len(snap.feed)),
+    }
+    if height is None:
+        return _Rows(show_shards=bool(snap.shards))
+    total_row = 1 if len(snap.specs) > 1 else 0
+    shown = {"specs": True, "workers": True, "shards": bool(snap.shards), "feed": True}
+    alloc = {k: min(v, 3 if k != "shards" else 2) for k, v in want.items()}
+
+    def cost() -> int:
+        lines = fixed
+        if shown["specs"]:
+            lines += 2 + alloc["specs"] + total_row
+        lines += 2 + alloc["workers"]
+        bottom = [2 + alloc[k] for k in ("shards", "feed") if shown[k]]
+        if bottom:
+            lines += max(bottom) if side else sum(bottom)
+        return lines
+
+    for drop in ("feed", "shards"):  # a very short terminal: keep specs and workers
+        if cost() > height:
+            shown[drop], alloc[drop] = False, 0
+    while cost() > height and any(alloc[k] > 1 for k in ("specs", "workers")):
+        key = "workers" if alloc["workers"] >= alloc["specs"] else "specs"
+        alloc[key] -= 1
+    grew = True
+    while grew:
+        grew = False
+        for k in ("workers", "specs", "feed", "shards"):
+            if shown[k] and alloc[k] < want[k]:
+                alloc[k] += 1
+                if cost() <= height:
+                    grew = True
+                else:
+                    alloc[k] -= 1
+    return _Rows(
+        specs=alloc["specs"],
+        workers=alloc["workers"],
+        shards=alloc["shards"],
+        feed=alloc["feed"],
+        show_shards=shown["shards"],
+        show_feed=shown["feed"],
+    )
+
+
+def render(
+    snap: Snapshot,
+    *,
+    status: str = "connected",
+    width: int = 80,
+    height: int | None = None,
+    source: str = "",
+) -> RenderableType:
+    """The whole dashboard for one snapshot, ``width`` columns wide and, when
+    ``height`` is given, at most that many lines tall. ``status`` is shown first
+    ("connected", or e.g. "disconnected, retrying"); ``source`` (the namespace and
+    Redis URL) goes in the top border."""
+    inner = max(20, width - 4)  # the panel's border and padding
+    head = header(snap, status, inner)
+    side = width >= SIDE_BY_SIDE
+    legend = LEGEND_WIDE if inner >= len(LEGEND_WIDE) + 4 else LEGEND
+    fixed = 2 + len(head) + 1  # borders, header, sparkline
+    rows = _layout(snap, height, fixed, side)
+    parts: list[RenderableType] = [*head, throughput_line(snap, inner)]
+    parts.append(specs_table(snap, width, rows.specs))
+    parts.append(workers_table(snap, width, rows.workers))
+    bottom: list[Table] = []
+    if rows.show_shards and snap.shards:
+        bottom.append(shards_table(snap, width // 2 if side else width, rows.shards))
+    if rows.show_feed:
+        bottom.append(feed_table(snap, width // 2 if side else width, rows.feed))
+    if side and len(bottom) == 2:
+        grid = Table.grid(expand=True, padding=(0, 2))
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        grid.add_row(*bottom)
+        parts.append(grid)
+    else:
+        parts.extend(bottom)
+    title = Text.assemble(("swarmstream", "bold"), (f" {source}" if source else "", "dim"))
+    if not source and snap.namespace:
+        title.append(f" {snap.namespace}", style="dim")
+    return Panel(
+        Group(*parts),
+        title=title,
+        title_align="left",
+        subtitle=Text(legend, style="dim"),
+        subtitle_align="left",
+        border_style="blue" if status == "connected" else "red",
+        padding=(0, 1),
+    )

@@ -2,7 +2,8 @@
 
 ``collect()`` costs two pipelined round trips however many specs, workers, shards
 or tasks there are. Rates (delivered, completed, failed per second) come from the
-difference with the previous snapshot.
+difference with the previous snapshot; so does the feed of findings, which after
+the first snapshot reads only findings newer than those it already holds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.registry import parse_worker
-from swarmstream.transport.stats import StatsReader
+from swarmstream.transport.stats import FEED_SIZE, StatsReader
+
+#: Seconds of throughput the monitor's sparkline covers.
+WINDOW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +28,11 @@ class SpecStats:
     name: str
     stream: str
     length: int
-    backlog: int | None  # entries not yet delivered (XINFO lag; None on Redis 6.2)
-    pending: int
-    oldest_pending_ms: int | None
+    #: entries not yet delivered to any worker: the group's ``lag`` in XINFO GROUPS
+    #: terms (None on Redis 6.2, or when Redis cannot compute it)
+    backlog: int | None
+    pending: int  # delivered to a worker, not yet acknowledged
+    oldest_pending_ms: int | None  # age of the oldest pending entry (since it was added)
     consumers: int
     dead: int
     delivered: int | None  # entries-read of the group (Redis 7+)
@@ -54,6 +60,10 @@ class ShardStats:
     progress: str
     collected: int
     heartbeat: float | None
+    passes: int | None = None  # passes of the workflow running on the shard
+    state: str = ""  # its state: posting, posted, waiting, synthesized, done, aborted
+    tasks: int | None = None  # tasks of the current pass
+    findings: int | None = None  # findings of the current pass so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +74,22 @@ class Snapshot:
     specs: tuple[SpecStats, ...] = ()
     workers: tuple[WorkerInfo, ...] = ()
     shards: tuple[ShardStats, ...] = ()
-    feed: tuple[Finding, ...] = ()
-    history: tuple[float, ...] = field(default=())  # completed/s, oldest first
+    feed: tuple[Finding, ...] = ()  # latest findings, newest first
+    history: tuple[float, ...] = field(default=())  # completed/s per interval, oldest first
+    #: (time, completed so far) over the last WINDOW seconds, oldest first, plus the
+    #: last sample before the window: the throughput sparkline is drawn from these
+    samples: tuple[tuple[float, int], ...] = field(default=())
+    namespace: str = ""
 
     @property
     def completed(self) -> int:
         return sum(s.completed for s in self.specs)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``status --json`` shape."""
+        """The ``status --json`` shape (rates are null in a one-shot snapshot)."""
         return {
             "time": self.time,
+            "namespace": self.namespace,
             "specs": [
                 {
                     "name": s.name,
@@ -82,6 +97,7 @@ class Snapshot:
                     "length": s.length,
                     "pending": s.pending,
                     "lag": s.backlog,
+                    "backlog": s.backlog,
                     "consumers": s.consumers,
                     "dead": s.dead,
                     "oldest_pending_ms": s.oldest_pending_ms,
@@ -89,7 +105,9 @@ class Snapshot:
                     "completed": s.completed,
                     "failed": s.failed,
                     "retried": s.retried,
+                    "delivered_per_s": s.delivered_rate,
                     "completed_per_s": s.completed_rate,
+                    "failed_per_s": s.failed_rate,
                 }
                 for s in self.specs
             ],
@@ -112,6 +130,10 @@ class Snapshot:
                     "progress": h.progress,
                     "collected": h.collected,
                     "heartbeat": h.heartbeat,
+                    "passes": h.passes,
+                    "state": h.state,
+                    "tasks": h.tasks,
+                    "findings": h.findings,
                 }
                 for h in self.shards
             ],
@@ -150,6 +172,13 @@ def _spec(raw: dict[str, Any], now: float) -> SpecStats:
     )
 
 
+def _float(value: Any) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _shard(raw: dict[str, str]) -> ShardStats:
     return ShardStats(
         id=raw["id"],
@@ -159,8 +188,62 @@ def _shard(raw: dict[str, str]) -> ShardStats:
         pass_no=_int(raw.get("pass")),
         progress=raw.get("progress", ""),
         collected=_int(raw.get("collected")) or 0,
-        heartbeat=float(raw["heartbeat"]) if raw.get("heartbeat") else None,
+        heartbeat=_float(raw.get("heartbeat")),
+        passes=_int(raw.get("workflow_passes")),
+        state=raw.get("workflow_state", ""),
+        tasks=_int(raw.get("workflow_tasks")),
+        findings=_int(raw.get("workflow_findings")),
     )
+
+
+def _workers(rows: list[dict[bytes, bytes]]) -> tuple[WorkerInfo, ...]:
+    out = []
+    for row in rows:
+        try:
+            out.append(parse_worker(row))
+        except (KeyError, ValueError, TypeError):  # a foreign or half-written hash
+            continue
+    return tuple(sorted(out, key=lambda w: w.name))
+
+
+def _entry_key(finding: Finding) -> tuple[int, int]:
+    """Stream entry id as a sortable pair (Redis server clock, then sequence)."""
+    ms, _, seq = (finding.entry_id or "0-0").partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def _feed(raw_specs: list[dict[str, Any]], previous: Snapshot | None) -> tuple[Finding, ...]:
+    seen: dict[tuple[str, str | None], Finding] = {}
+    for s in raw_specs:
+        for entry_id, fields in s["feed"]:
+            try:
+                f = codec.decode_finding(entry_id, fields)
+            except Exception:  # a foreign producer's odd finding must not stop the monitor
+                continue
+            seen[(f.spec, f.entry_id)] = f
+    if previous is not None:  # findings read before; a cut-off read returns them again
+        for f in previous.feed:
+            seen.setdefault((f.spec, f.entry_id), f)
+    return tuple(sorted(seen.values(), key=_entry_key, reverse=True)[:FEED_SIZE])
+
+
+def _feed_since(previous: Snapshot | None) -> str | None:
+    """The oldest entry id of a full feed: nothing older can enter it again."""
+    if previous is None or len(previous.feed) < FEED_SIZE:
+        return None
+    ms, seq = min(_entry_key(f) for f in previous.feed)
+    return f"{ms}-{seq}"
+
+
+def _samples(
+    previous: Snapshot | None, now: float, done: int, window: float
+) -> tuple[tuple[float, int], ...]:
+    old = list(previous.samples) if previous is not None else []
+    if old and (done < old[-1][1] or now <= old[-1][0]):
+        old = []  # counters went back (Redis lost its data) or the clock did
+    keep = [s for s in old if s[0] >= now - window]
+    earlier = [s for s in old if s[0] < now - window]
+    return (*earlier[-1:], *keep, (now, done))
 
 
 def _rate(now: int | None, before: int | None, seconds: float) -> float | None:
@@ -192,31 +275,32 @@ def _with_rates(specs: list[SpecStats], previous: Snapshot | None, now: float) -
 
 
 async def collect(
-    reader: StatsReader, previous: Snapshot | None = None, history: int = 60
+    reader: StatsReader,
+    previous: Snapshot | None = None,
+    history: int = 60,
+    window: float = WINDOW,
 ) -> Snapshot:
-    """Take one snapshot (two pipelined round trips)."""
-    raw = await reader.read()
+    """Take one snapshot: two pipelined round trips, whatever the size of the swarm.
+
+    With ``previous`` (the last snapshot), rates are filled in, the throughput
+    history grows, and only findings newer than ``previous.feed`` are read. Worker
+    registry entries whose heartbeat hash expired are dropped in the next call's
+    first round trip (a dead worker disappears once its heartbeat expires).
+    """
+    raw = await reader.read(feed_since=_feed_since(previous))
     now = raw["time"]
     specs = _with_rates([_spec(s, now) for s in raw["specs"]], previous, now)
-    feed: list[Finding] = []
-    for s in raw["specs"]:
-        for entry_id, fields in s["feed"]:
-            try:
-                feed.append(codec.decode_finding(entry_id, fields))
-            except Exception:  # a foreign producer's odd finding must not stop the monitor
-                continue
-    feed.sort(key=lambda f: f.finished, reverse=True)
-    if raw["expired_workers"]:
-        await reader.forget_workers(raw["expired_workers"])
+    done = sum(s.completed for s in specs)
     hist = list(previous.history) if previous else []
     if previous is not None and now > previous.time:
-        done_now = sum(s.completed for s in specs)
-        hist.append(max(0.0, (done_now - previous.completed) / (now - previous.time)))
+        hist.append(max(0.0, (done - previous.completed) / (now - previous.time)))
     return Snapshot(
         time=now,
         specs=tuple(specs),
-        workers=tuple(sorted((parse_worker(w) for w in raw["workers"]), key=lambda w: w.name)),
-        shards=tuple(_shard(h) for h in raw["shards"]),
-        feed=tuple(feed[:20]),
+        workers=_workers(raw["workers"]),
+        shards=tuple(sorted((_shard(h) for h in raw["shards"]), key=lambda h: h.id)),
+        feed=_feed(raw["specs"], previous),
         history=tuple(hist[-history:]),
+        samples=_samples(previous, now, done, window),
+        namespace=reader.keys.namespace,
     )

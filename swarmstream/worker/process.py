@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -97,6 +98,19 @@ def worker_argv(
     return argv + list(extra)
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``SWARMSTREAM_*`` variables carrying the worker and retention settings that
+    have no command-line flag, so a subprocess resolves the same settings."""
+    flags = {"concurrency", "claim_idle", "once", "max_tasks", "idle_exit"}
+    out: dict[str, str] = {}
+    for section in (settings.worker, settings.retention):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if f.name not in flags and value is not None:
+                out[f"SWARMSTREAM_{f.name.upper()}"] = str(value)
+    return out
+
+
 def spawn_worker(
     specs: Sequence[str],
     handler: str | None,
@@ -111,7 +125,7 @@ def spawn_worker(
     """Start a worker as a subprocess (its own process group); returns the Popen.
 
     ``exec_command`` (with ``handler=None``) makes it run that command per task."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **settings_env(settings), **(env or {})}
     return subprocess.Popen(
         worker_argv(specs, handler, settings, name=name, extra=extra, exec_command=exec_command),
         env=full_env,
