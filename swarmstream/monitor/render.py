@@ -19,7 +19,6 @@ not yet acknowledged; "oldest" is the age of the oldest of them.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,7 +29,17 @@ from rich.table import Table
 from rich.text import Text
 
 from swarmstream.models import Finding, WorkerInfo, WorkerState
-from swarmstream.monitor.snapshot import WINDOW, ShardStats, Snapshot, SpecStats
+from swarmstream.monitor.format import (
+    flow,
+    fmt_count,
+    fmt_duration,
+    fmt_rate,
+    key_value,
+    short_id,
+    sparkline,
+    throughput,
+)
+from swarmstream.monitor.snapshot import ShardStats, Snapshot, SpecStats
 
 NARROW = 100  # below this width: compact columns
 WIDE = 120  # from this width: every column
@@ -38,122 +47,10 @@ SIDE_BY_SIDE = 150  # from this width: shards and findings next to each other
 FEED_ROWS = 8
 T = TypeVar("T")
 
-_BARS = "▁▂▃▄▅▆▇█"
 _STATE_STYLE = {"busy": "green", "idle": "dim", "draining": "yellow", "starting": "cyan"}
 _STATE_ORDER = {"busy": 0, "draining": 1, "starting": 2, "idle": 3}
 LEGEND = "backlog (= lag): not yet delivered · pending: delivered, not acked"
 LEGEND_WIDE = LEGEND + " · oldest: age of the oldest pending entry"
-
-
-# -- formatting ----------------------------------------------------------------
-
-
-def _count(n: int | None, compact: bool = False) -> str:
-    """1,234,567 (or 1.2M when compact)."""
-    if n is None:
-        return "-"
-    if not compact or abs(n) < 10_000:
-        return f"{n:,}"
-    if abs(n) < 100_000:
-        return f"{n / 1000:.1f}k"
-    if abs(n) < 1_000_000:
-        return f"{n / 1000:.0f}k"
-    return f"{n / 1_000_000:.1f}M"
-
-
-def _rate(r: float | None, compact: bool = False) -> str:
-    if r is None:
-        return "-"
-    if r >= 10_000 and compact:
-        return f"{r / 1000:.0f}k"
-    return f"{r:,.0f}" if r >= 1000 else f"{r:.1f}"
-
-
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
-def _short_id(task_id: str, n: int) -> str:
-    """The tail of an id (ids start with a clock; the random part is at the end)."""
-    return task_id if len(task_id) <= n else "…" + task_id[-(n - 1) :]
-
-
-def _flow(items: Sequence[Text], width: int, sep: str = " · ") -> list[Text]:
-    """Pack items into lines of at most ``width`` cells, never splitting one."""
-    lines: list[Text] = []
-    line = Text()
-    for item in items:
-        if line.cell_len and line.cell_len + len(sep) + item.cell_len > width:
-            lines.append(line)
-            line = Text()
-        if line.cell_len:
-            line.append(sep, style="dim")
-        line.append_text(item)
-    if line.cell_len:
-        lines.append(line)
-    for ln in lines:
-        ln.truncate(width, overflow="ellipsis")
-    return lines
-
-
-def _kv(key: str, value: str, style: str = "bold") -> Text:
-    return Text.assemble((key + " ", "dim"), (value, style))
-
-
-# -- throughput ----------------------------------------------------------------
-
-
-def throughput(
-    samples: Sequence[tuple[float, int]], end: float, bins: int, window: float = WINDOW
-) -> list[float | None]:
-    """Completed tasks per second in ``bins`` equal slices of the ``window`` seconds
-    before ``end``, from cumulative (time, completed) samples (linear in between).
-    None for slices before the first sample."""
-    if len(samples) < 2 or bins <= 0:
-        return [None] * max(0, bins)
-    ts = [t for t, _ in samples]
-    cs = [c for _, c in samples]
-
-    def at(t: float) -> float:
-        j = min(max(1, bisect.bisect_right(ts, t)), len(ts) - 1)
-        t0, t1, c0, c1 = ts[j - 1], ts[j], cs[j - 1], cs[j]
-        return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else float(c1)
-
-    step = window / bins
-    out: list[float | None] = []
-    for j in range(bins):
-        a = max(end - window + j * step, ts[0])
-        b = min(end - window + (j + 1) * step, ts[-1])
-        out.append(max(0.0, (at(b) - at(a)) / (b - a)) if b > a else None)
-    return out
-
-
-def sparkline(values: Sequence[float | None], width: int = 60) -> str:
-    """Bars for the last ``width`` values scaled to their maximum: a blank where
-    there is no data, the lowest bar for zero, a visible bar for any non-zero."""
-    vals = list(values)[-width:]
-    top = max((v for v in vals if v is not None), default=0.0)
-    out = []
-    for v in vals:
-        if v is None:
-            out.append(" ")
-        elif v <= 0 or top <= 0:
-            out.append(_BARS[0])
-        else:
-            out.append(_BARS[min(7, 1 + round(v / top * 6))])
-    return "".join(out)
-
-
-# -- sections --------------------------------------------------------------------
 
 
 def _table(title: Text) -> Table:
@@ -221,18 +118,18 @@ def specs_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
         oldest = None if s.oldest_pending_ms is None else s.oldest_pending_ms / 1000
         cells: list[Text | str] = [
             label,
-            _count(s.backlog, compact),
-            _count(s.pending, compact),
-            _dur(oldest),
-            _rate(s.delivered_rate, compact),
-            _rate(s.completed_rate, compact),
-            Text(_rate(s.failed_rate, compact), style="red" if s.failed_rate else ""),
+            fmt_count(s.backlog, compact),
+            fmt_count(s.pending, compact),
+            fmt_duration(oldest),
+            fmt_rate(s.delivered_rate, compact),
+            fmt_rate(s.completed_rate, compact),
+            Text(fmt_rate(s.failed_rate, compact), style="red" if s.failed_rate else ""),
         ]
         if wide:
-            cells += [_count(s.completed), _count(s.failed)]
+            cells += [fmt_count(s.completed), fmt_count(s.failed)]
         cells += [
-            Text(_count(s.dead, compact), style="bold red" if s.dead else ""),
-            _count(s.consumers, compact),
+            Text(fmt_count(s.dead, compact), style="bold red" if s.dead else ""),
+            fmt_count(s.consumers, compact),
         ]
         return cells
 
@@ -303,7 +200,7 @@ def workers_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
     _column(t, "beat", right=True)
     id_len = 40 if wide else 14 if not compact else 11
     for w in shown:
-        task = _short_id(w.current[0], id_len) if w.current else "-"
+        task = short_id(w.current[0], id_len) if w.current else "-"
         if len(w.current) > 1:
             task += f" +{len(w.current) - 1}"
         cells: list[Text | str] = [w.name]
@@ -314,9 +211,9 @@ def workers_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
         cells += [
             _state(w),
             task,
-            _dur(None if w.busy_since is None else snap.time - w.busy_since),
-            _count(w.done, compact),
-            _dur(snap.time - w.heartbeat) + ("" if compact else " ago"),
+            fmt_duration(None if w.busy_since is None else snap.time - w.busy_since),
+            fmt_count(w.done, compact),
+            fmt_duration(snap.time - w.heartbeat) + ("" if compact else " ago"),
         ]
         t.add_row(*cells)
     return t
@@ -357,13 +254,13 @@ def shards_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
         pass_no = "-" if h.pass_no is None else str(h.pass_no)
         if h.passes:
             pass_no += f"/{h.passes}"
-        cells: list[Text | str] = [h.id, h.spec, _count(h.tokens, compact)]
+        cells: list[Text | str] = [h.id, h.spec, fmt_count(h.tokens, compact)]
         if wide:
-            cells.append(_count(h.version))
+            cells.append(fmt_count(h.version))
         cells.append(pass_no)
         if wide:
             cells.append(h.state or "-")
-        cells += [_progress(h, compact or not wide), _count(h.collected, compact)]
+        cells += [_progress(h, compact or not wide), fmt_count(h.collected, compact)]
         t.add_row(*cells)
     return t
 
@@ -383,11 +280,11 @@ def feed_table(snap: Snapshot, width: int, rows: int = FEED_ROWS) -> Table:
     for f in shown:
         cells: list[Text | str] = [
             Text(f.status.value, style="green" if f.ok else "bold red"),
-            _dur(snap.time - f.finished) if f.finished else "-",
+            fmt_duration(snap.time - f.finished) if f.finished else "-",
         ]
         if not compact:
-            cells += [f.spec, _short_id(f.task_id, 40 if wide else 12)]
-        cells += [f.worker or "-", _dur(f.duration_ms / 1000), _content(f)]
+            cells += [f.spec, short_id(f.task_id, 40 if wide else 12)]
+        cells += [f.worker or "-", fmt_duration(f.duration_ms / 1000), _content(f)]
         t.add_row(*cells)
     return t
 
@@ -421,19 +318,23 @@ def header(snap: Snapshot, status: str, width: int) -> list[Text]:
     oldest = None if total.oldest_pending_ms is None else total.oldest_pending_ms / 1000
     items = [
         mark,
-        _kv("specs", str(len(snap.specs))),
-        _kv("workers", f"{len(snap.workers)} ({busy} busy)"),
-        _kv("shards", str(len(snap.shards))),
-        _kv("backlog", _count(total.backlog, compact)),
-        _kv("pending", _count(total.pending, compact)),
-        _kv("oldest", _dur(oldest)),
-        _kv("dead", _count(total.dead, compact), "bold red" if total.dead else "bold"),
-        _kv("delivered", f"{_rate(total.delivered_rate)}/s"),
-        _kv("done", f"{_rate(total.completed_rate)}/s"),
-        _kv("failed", f"{_rate(total.failed_rate)}/s", "bold red" if total.failed_rate else "bold"),
-        _kv("completed", _count(total.completed, compact)),
+        key_value("specs", str(len(snap.specs))),
+        key_value("workers", f"{len(snap.workers)} ({busy} busy)"),
+        key_value("shards", str(len(snap.shards))),
+        key_value("backlog", fmt_count(total.backlog, compact)),
+        key_value("pending", fmt_count(total.pending, compact)),
+        key_value("oldest", fmt_duration(oldest)),
+        key_value("dead", fmt_count(total.dead, compact), "bold red" if total.dead else "bold"),
+        key_value("delivered", f"{fmt_rate(total.delivered_rate)}/s"),
+        key_value("done", f"{fmt_rate(total.completed_rate)}/s"),
+        key_value(
+            "failed",
+            f"{fmt_rate(total.failed_rate)}/s",
+            "bold red" if total.failed_rate else "bold",
+        ),
+        key_value("completed", fmt_count(total.completed, compact)),
     ]
-    return _flow(items, width)
+    return flow(items, width)
 
 
 def throughput_line(snap: Snapshot, width: int) -> Text:
@@ -442,7 +343,7 @@ def throughput_line(snap: Snapshot, width: int) -> Text:
     peak = max((v for v in [*bins, now] if v is not None), default=None)
     label = Text("done/s, 1 min ", style="dim")
     tail = Text.assemble(
-        (" now ", "dim"), (_rate(now), "bold"), (" peak ", "dim"), (_rate(peak), "bold")
+        (" now ", "dim"), (fmt_rate(now), "bold"), (" peak ", "dim"), (fmt_rate(peak), "bold")
     )
     n = max(10, width - label.cell_len - tail.cell_len)
     spark = Text(sparkline(throughput(snap.samples, snap.time, n), n), style="cyan")
