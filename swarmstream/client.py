@@ -108,11 +108,8 @@ class Swarm:
         found: dict[str, Finding] = {}
         cursors: dict[str, str] = {}
         for spec, ids in by_spec.items():
-            cursors[spec] = await self.results.last_finding_id(spec)
-            for task_id in await self.results.done_many(spec, sorted(ids)):
-                f = await self.results.finding(spec, task_id)
-                if f is not None:
-                    found[task_id] = f
+            cursors[spec], existing = await self.results.probe(spec, sorted(ids))
+            found.update((f.task_id, f) for f in existing if f.task_id in ids)
         wanted = {s: ids - found.keys() for s, ids in by_spec.items()}
         while any(wanted.values()):
             left = deadline - time.monotonic()

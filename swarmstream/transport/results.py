@@ -69,6 +69,28 @@ class Results:
                 out.append(codec.decode_finding(_s(entry_id), fields))
         return nxt, out
 
+    async def probe(self, spec: str, task_ids: Sequence[str]) -> tuple[str, list[Finding]]:
+        """A follow cursor for the spec's findings and the findings that already exist
+        for ``task_ids``: two round trips at most (cursor + markers, then the entries).
+
+        The cursor is read before the markers, so a finding written in between is
+        either found by its marker or read after the cursor: never missed."""
+        k = self.keys.spec(spec)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(k.findings, count=1)
+            pipe.mget([k.done(t) for t in task_ids])
+            last, marks = await pipe.execute()
+        cursor = _s(last[0][0]) if last else "0-0"
+        fids = [m for m in marks if m is not None]
+        if not fids:
+            return cursor, []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for fid in fids:
+                pipe.xrange(k.findings, min=fid, max=fid, count=1)
+            rows = await pipe.execute()
+        found = [codec.decode_finding(_s(r[0][0]), r[0][1]) for r in rows if r]
+        return cursor, found
+
     async def done_many(self, spec: str, task_ids: Sequence[str]) -> dict[str, str]:
         """Map task ids that have a finding to their finding entry ids (one MGET)."""
         if not task_ids:
