@@ -37,7 +37,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -51,11 +50,13 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmstream.client import Swarm
-from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.settings import Settings
 from swarmstream.shard.borrow import ContextCache
 from swarmstream.shard.context import Manifest, build
 from swarmstream.shard.shard import MemoryShard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import redis_server
 
 SHARD = "bench"
 SPEC = "bench"
@@ -411,22 +412,8 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="swarmstream-bench-") as tmp:
-        server = None
-        url = args.redis_url
-        try:
-            if url is None:
-                server = EmbeddedRedis(dir=Path(tmp) / "redis", port=free_port(), appendonly=False)
-                url = server.start()
-            client = Redis.from_url(url)
-            try:
-                info = await client.info("server")
-            finally:
-                await client.aclose()
-            return await run_all(args, url, str(info.get("redis_version")))
-        finally:
-            if server is not None:
-                server.stop()
+    with redis_server(args.redis_url) as srv:
+        return await run_all(args, srv.url, srv.version)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -46,7 +46,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -60,13 +59,13 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmstream.client import Swarm
-from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.models import Task
 from swarmstream.settings import Settings
 from swarmstream.worker.process import spawn_worker
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
+from benchmarks.common import redis_server  # noqa: E402
 from benchmarks.throughput import _interrupt, machine_info, stop_process  # noqa: E402
 
 SPEC = "bench"
@@ -575,28 +574,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up children and keys on SIGTERM too
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="swarmstream-latency-") as tmp:
-        server = None
-        url = args.redis_url
+    with redis_server(args.redis_url, prefix="swarmstream-latency-") as srv:
+        h = Harness(srv.url, srv.tmp, args)
+        console.print(
+            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
+            f"{args.rounds} rounds; cpus {os.cpu_count()}",
+            highlight=False,
+        )
         try:
-            if url is None:
-                server = EmbeddedRedis(dir=Path(tmp) / "redis", port=free_port(), appendonly=False)
-                url = server.start()
-            h = Harness(url, Path(tmp), args)
-            redis_version = str(h.admin.info("server").get("redis_version"))
-            console.print(
-                f"redis {redis_version} at {url} ({'embedded' if server else 'external'}); "
-                f"{args.rounds} rounds; cpus {os.cpu_count()}",
-                highlight=False,
-            )
-            try:
-                run(h)
-            finally:
-                h.cleanup()
-            results = summarize(h)
+            run(h)
         finally:
-            if server is not None:
-                server.stop()
+            h.cleanup()
+        results = summarize(h)
+        url, redis_version = srv.url, srv.version
     ss = results["swarmstream"]["p50_ms"]
     ratios = {
         "swarmstream_over_raw_streams": ss / results["raw_streams"]["p50_ms"],

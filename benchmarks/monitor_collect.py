@@ -56,7 +56,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -80,6 +79,9 @@ from swarmstream.transport.connection import connect
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import redis_server
 
 console = Console() if sys.stdout.isatty() else Console(width=150)
 TARGET_S = 1.0  # one refresh over an 80 ms RTT link
@@ -687,24 +689,8 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    from swarmstream.embedded import EmbeddedRedis, free_port
-
-    with tempfile.TemporaryDirectory(prefix="swarmstream-bench-") as tmp:
-        server = None
-        url = args.redis_url
-        try:
-            if url is None:
-                server = EmbeddedRedis(dir=Path(tmp) / "redis", port=free_port(), appendonly=False)
-                url = server.start()
-            client = Redis.from_url(url)
-            try:
-                info = await client.info("server")
-            finally:
-                await client.aclose()
-            return await run_all(args, url, str(info.get("redis_version")))
-        finally:
-            if server is not None:
-                server.stop()
+    with redis_server(args.redis_url) as srv:
+        return await run_all(args, srv.url, srv.version)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -36,7 +36,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -53,11 +52,13 @@ from rich.table import Table
 
 from swarmstream import codec
 from swarmstream.client import Swarm
-from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.keys import GROUP, Keys, SpecKeys
 from swarmstream.models import Task
 from swarmstream.settings import Retention, Settings
 from swarmstream.worker.process import spawn_worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import redis_server
 
 SPEC = "bench"
 RAW_COUNT = 100
@@ -725,30 +726,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="swarmstream-bench-") as tmp:
-        server = None
-        url = args.redis_url
-        try:
-            if url is None:
-                server = EmbeddedRedis(dir=Path(tmp) / "redis", port=free_port(), appendonly=False)
-                url = server.start()
-            client = Redis.from_url(url)
-            try:
-                info = await client.info("server")
-            finally:
-                await client.aclose()
-            redis_version = str(info.get("redis_version"))
-            pid = server.process.pid if server and server.process else None
-            bench = Bench(url, pid, Path(tmp))
-            console.print(
-                f"redis {redis_version} at {url} ({'embedded' if server else 'external'}); "
-                f"{args.tasks:,} tasks x {args.repeat} repeats; cpus {os.cpu_count()}",
-                highlight=False,
-            )
-            return await run_all(args, bench, redis_version)
-        finally:
-            if server is not None:
-                server.stop()
+    with redis_server(args.redis_url) as srv:
+        bench = Bench(srv.url, srv.pid, srv.tmp)
+        console.print(
+            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
+            f"{args.tasks:,} tasks x {args.repeat} repeats; cpus {os.cpu_count()}",
+            highlight=False,
+        )
+        return await run_all(args, bench, srv.version)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
