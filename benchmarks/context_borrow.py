@@ -30,12 +30,10 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import random
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -44,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
@@ -56,7 +53,7 @@ from swarmstream.shard.context import Manifest, build
 from swarmstream.shard.shard import MemoryShard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import redis_server
+from benchmarks.common import machine_info, redis_server
 
 SHARD = "bench"
 SPEC = "bench"
@@ -273,46 +270,6 @@ async def drop(client: Redis, namespace: str) -> int:
 
 
 # -- report --------------------------------------------------------------------
-
-
-def machine_info(redis_version: str) -> dict[str, Any]:
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    git: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        root = Path(__file__).resolve().parent.parent
-
-        def run(*argv: str) -> str:
-            return subprocess.run(
-                argv, cwd=root, capture_output=True, text=True, check=True
-            ).stdout.strip()
-
-        dirty = run("git", "status", "--porcelain", "--", "swarmstream")
-        git = {"commit": run("git", "rev-parse", "HEAD"), "swarmstream_dirty": bool(dirty)}
-    try:
-        import hiredis
-
-        hiredis_version: str | None = hiredis.__version__
-    except ImportError:
-        hiredis_version = None
-    from importlib.metadata import version
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "redis_server": redis_version,
-        "redis_py": redis.__version__,
-        "hiredis": hiredis_version,
-        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
-        "swarmstream": version("swarmstream"),
-        "git": git,
-    }
 
 
 def entry(name: str, s: Samples) -> dict[str, Any]:

@@ -65,8 +65,8 @@ from swarmstream.worker.process import spawn_worker
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
-from benchmarks.common import redis_server  # noqa: E402
-from benchmarks.throughput import _interrupt, machine_info, stop_process  # noqa: E402
+from benchmarks.common import machine_info, redis_server  # noqa: E402
+from benchmarks.throughput import _interrupt, stop_process  # noqa: E402
 
 SPEC = "bench"
 GROUP = "responders"
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             h.cleanup()
         results = summarize(h)
-        url, redis_version = srv.url, srv.version
+        redis_version = srv.version
     ss = results["swarmstream"]["p50_ms"]
     ratios = {
         "swarmstream_over_raw_streams": ss / results["raw_streams"]["p50_ms"],
@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         ratios["jsonl_1s_over_swarmstream"] = results["jsonl_1000ms"]["p50_ms"] / ss
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(url, redis_version),
+        "machine": machine_info(redis_version),
         "config": {
             "rounds": args.rounds,
             "seq": args.seq,

@@ -50,11 +50,8 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -63,7 +60,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import redis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from rich.console import Console
@@ -81,7 +77,7 @@ from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import redis_server
+from benchmarks.common import machine_info, redis_server
 
 console = Console() if sys.stdout.isatty() else Console(width=150)
 TARGET_S = 1.0  # one refresh over an 80 ms RTT link
@@ -549,39 +545,6 @@ async def measure_proxy(settings: Settings, url_host: str, port: int, runs: int)
 
 
 # -- report ---------------------------------------------------------------------------
-
-
-def machine_info(redis_version: str) -> dict[str, Any]:
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    git: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        root = Path(__file__).resolve().parent.parent
-
-        def run(*argv: str) -> str:
-            return subprocess.run(
-                argv, cwd=root, capture_output=True, text=True, check=True
-            ).stdout.strip()
-
-        dirty = run("git", "status", "--porcelain", "--", "swarmstream")
-        git = {"commit": run("git", "rev-parse", "HEAD"), "swarmstream_dirty": bool(dirty)}
-    from importlib.metadata import version
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "redis_server": redis_version,
-        "redis_py": redis.__version__,
-        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
-        "swarmstream": version("swarmstream"),
-        "git": git,
-    }
 
 
 def _ms(s: dict[str, float]) -> list[str]:

@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -58,7 +56,7 @@ from swarmstream.settings import Retention, Settings
 from swarmstream.worker.process import spawn_worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import redis_server
+from benchmarks.common import machine_info, redis_server
 
 SPEC = "bench"
 RAW_COUNT = 100
@@ -484,52 +482,6 @@ def summarize_profile(path: Path, top: int = 30) -> dict[str, Any]:
 # -- driver -------------------------------------------------------------------
 
 
-def machine_info(url: str, redis_version: str) -> dict[str, Any]:
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    git: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        root = Path(__file__).resolve().parent.parent
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "swarmstream"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        git = {"commit": head, "swarmstream_dirty": bool(dirty)}
-    try:
-        import hiredis
-
-        hiredis_version = hiredis.__version__
-    except ImportError:
-        hiredis_version = None
-    from importlib.metadata import version
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_impl": platform.python_implementation(),
-        "redis_server": redis_version,
-        "redis_py": redis.__version__,
-        "hiredis": hiredis_version,
-        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
-        "msgpack": ".".join(map(str, msgpack.version)),
-        "swarmstream": version("swarmstream"),
-        "git": git,
-    }
-
-
 def fmt_rate(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -632,7 +584,7 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
         enqueue[str(batch)] = {"submit_many": summarize(sm), "raw_xadd": summarize(rx)}
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(bench.url, redis_version),
+        "machine": machine_info(redis_version),
         "config": {
             "tasks": args.tasks,
             "repeat": args.repeat,
