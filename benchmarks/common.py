@@ -97,3 +97,8 @@ def machine_info(redis_version: str) -> dict[str, Any]:
         "swarmstream": version("swarmstream"),
         "git": git,
     }
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: unwind like Ctrl-C, so servers stop and keys are deleted."""
+    raise KeyboardInterrupt

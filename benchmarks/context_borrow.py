@@ -53,7 +53,7 @@ from swarmstream.shard.context import Manifest, build
 from swarmstream.shard.shard import MemoryShard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine_info, redis_server
+from benchmarks.common import interrupt, machine_info, redis_server
 
 SHARD = "bench"
 SPEC = "bench"
@@ -394,13 +394,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the server and drop the keys on SIGTERM
+    signal.signal(signal.SIGTERM, interrupt)  # stop the server and drop the keys on SIGTERM
     started = time.perf_counter()
     report = asyncio.run(amain(args))
     report["wall_s"] = round(time.perf_counter() - started, 2)

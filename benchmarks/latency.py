@@ -65,8 +65,8 @@ from swarmstream.worker.process import spawn_worker
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
-from benchmarks.common import machine_info, redis_server  # noqa: E402
-from benchmarks.throughput import _interrupt, stop_process  # noqa: E402
+from benchmarks.common import interrupt, machine_info, redis_server  # noqa: E402
+from benchmarks.throughput import stop_process  # noqa: E402
 
 SPEC = "bench"
 GROUP = "responders"
@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_responder(*argv[1:6])
         return 0
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up children and keys on SIGTERM too
+    signal.signal(signal.SIGTERM, interrupt)  # clean up children and keys on SIGTERM too
     started = time.perf_counter()
     with redis_server(args.redis_url, prefix="swarmstream-latency-") as srv:
         h = Harness(srv.url, srv.tmp, args)

@@ -77,7 +77,7 @@ from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine_info, redis_server
+from benchmarks.common import interrupt, machine_info, redis_server
 
 console = Console() if sys.stdout.isatty() else Console(width=150)
 TARGET_S = 1.0  # one refresh over an 80 ms RTT link
@@ -692,13 +692,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the server and drop the keys on SIGTERM
+    signal.signal(signal.SIGTERM, interrupt)  # stop the server and drop the keys on SIGTERM
     started = time.perf_counter()
     report = asyncio.run(amain(args))
     report["wall_s"] = round(time.perf_counter() - started, 2)

@@ -56,7 +56,7 @@ from swarmstream.settings import Retention, Settings
 from swarmstream.worker.process import spawn_worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine_info, redis_server
+from benchmarks.common import interrupt, machine_info, redis_server
 
 SPEC = "bench"
 RAW_COUNT = 100
@@ -688,10 +688,6 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         return await run_all(args, bench, srv.version)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_raw_consumer"]:
@@ -699,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_consumer(url, stream, results, name, int(count))
         return 0
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up children and keys on SIGTERM too
+    signal.signal(signal.SIGTERM, interrupt)  # clean up children and keys on SIGTERM too
     started = time.perf_counter()
     report = asyncio.run(amain(args))
     report["wall_s"] = round(time.perf_counter() - started, 2)

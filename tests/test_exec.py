@@ -21,6 +21,7 @@ import pytest
 from helpers import kill9, stop, wait_until
 
 from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
+from swarmstream.embedded import process_alive
 from swarmstream.errors import ConfigError, HandlerError
 from swarmstream.handlers.exec import ExecHandler, parse_output
 from swarmstream.models import Result
@@ -86,21 +87,6 @@ def _script(tmp_path: Path, name: str, body: str) -> Path:
 
 def _command(script: Path, *args: str) -> str:
     return shlex.join([sys.executable, str(script), *args])
-
-
-def _alive(pid: int) -> bool:
-    """True if the process exists and is not a zombie waiting for its reaper."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return True  # no /proc: os.kill said it exists
-    return fields[0] != "Z"
 
 
 def _pids(path: Path) -> list[int]:
@@ -199,13 +185,13 @@ async def test_timeout_kills_the_whole_process_group(
     try:
         wait_until(pidfile.exists, timeout=20, what="the command and its child to start")
         pids = _pids(pidfile)
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        assert len(pids) == 2 and all(process_alive(p) for p in pids)
         finding = await swarm.wait(task, timeout=30)
         # the attempt fails only once the group is terminated, killed and reaped
         assert finding.status is Status.FAILED
         assert finding.error is not None and "timed out after 5s" in finding.error
         wait_until(
-            lambda: not any(_alive(p) for p in pids), timeout=10, what="the group to be gone"
+            lambda: not any(process_alive(p) for p in pids), timeout=10, what="the group to be gone"
         )
         assert proc.poll() is None, "the worker itself survives"
         await _stop(proc)
@@ -391,7 +377,10 @@ async def test_children_of_a_timed_out_shell_command_are_killed(tmp_path: Path) 
     pids = _pids(pidfile)
     assert len(pids) == 2
     await asyncio.to_thread(
-        wait_until, lambda: not any(_alive(p) for p in pids), 10, "sh and its sleeps to be gone"
+        wait_until,
+        lambda: not any(process_alive(p) for p in pids),
+        10,
+        "sh and its sleeps to be gone",
     )
     assert not handler._groups
 
@@ -409,7 +398,7 @@ async def test_leftover_children_do_not_hold_the_task(tmp_path: Path) -> None:
     assert result.content == "done\n"
     assert time.monotonic() - started < 10
     (pid,) = _pids(pidfile)
-    await asyncio.to_thread(wait_until, lambda: not _alive(pid), 10, "the leftover sleep")
+    await asyncio.to_thread(wait_until, lambda: not process_alive(pid), 10, "the leftover sleep")
 
 
 async def test_large_input_and_output_do_not_deadlock() -> None:

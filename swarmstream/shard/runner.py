@@ -403,8 +403,3 @@ def _abort_message(p: PassSpec, ids: list[str], got: dict[str, Finding], expired
         why = f"within the {p.deadline:g}s deadline" if expired else "yet (not waited for)"
         parts.append(f"{len(pending)} of {len(ids)} task(s) had no finding {why}")
     return f'{p.label()} aborted (on_failure = "abort"): ' + "; ".join(parts)
-
-
-async def run_workflow(swarm: Swarm, workflow: Workflow, **options: Any) -> WorkflowSummary:
-    """Run (or resume) a workflow; ``options`` as for WorkflowRunner."""
-    return await WorkflowRunner(swarm, workflow, **options).run()

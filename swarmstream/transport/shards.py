@@ -40,14 +40,6 @@ class ShardStore:
         raw = await self.client.hgetall(self.keys.shard(shard).meta)
         return {_s(a): _s(b) for a, b in raw.items()}
 
-    async def metas(self, shards: list[str]) -> list[dict[str, str]]:
-        """Meta hashes of many shards in one round trip (missing ones are empty)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for shard in shards:
-                pipe.hgetall(self.keys.shard(shard).meta)
-            rows = await pipe.execute()
-        return [{_s(a): _s(b) for a, b in r.items()} for r in rows]
-
     async def shard_ids(self) -> list[str]:
         return [_s(x) for x in await self.client.zrange(self.keys.shards, 0, -1)]
 

@@ -160,9 +160,3 @@ class StatsReader:
             if isinstance(feed, Exception)
             else [(_s(entry_id), fields) for entry_id, fields in feed],
         }
-
-    async def forget_workers(self, names: list[str]) -> None:
-        """Drop registry entries of workers whose heartbeat hash has expired now
-        (``read`` also does this, in its next first round trip)."""
-        if names:
-            await self.client.zrem(self.keys.workers, *names)
