@@ -319,11 +319,16 @@ def measure_latency(
     n: int,
     *,
     proc: subprocess.Popen[bytes] | None = None,
+    before: Callable[[int], Any] | None = None,
 ) -> list[float]:
     """Seconds of ``n`` sequential calls of ``roundtrip(i)`` (submit one task and
-    wait for its result), one in flight; the worker is checked between calls."""
+    wait for its result), one in flight; the worker is checked between calls.
+    ``before(i)``, if given, runs untimed before each call (e.g. a random pause, so
+    requests do not phase-lock with a worker that polls at a fixed interval)."""
     samples: list[float] = []
     for i in range(n):
+        if before is not None:
+            before(i)
         t0 = now()
         roundtrip(i)
         samples.append(now() - t0)
@@ -336,10 +341,13 @@ async def ameasure_latency(
     n: int,
     *,
     proc: subprocess.Popen[bytes] | None = None,
+    before: Callable[[int], Awaitable[Any]] | None = None,
 ) -> list[float]:
-    """``measure_latency`` with an async round trip."""
+    """``measure_latency`` with an async round trip (and an async ``before``)."""
     samples: list[float] = []
     for i in range(n):
+        if before is not None:
+            await before(i)
         t0 = now()
         await roundtrip(i)
         samples.append(now() - t0)
