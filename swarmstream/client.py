@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from swarmstream.codec import text as _s
 from swarmstream.errors import TaskNotFound, WaitTimeout
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Task, new_task_id
@@ -17,6 +18,16 @@ from swarmstream.transport.connection import connect, server_version
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.results import Results
 from swarmstream.transport.streams import Streams
+
+#: how many submitted tasks' wait hints a Swarm keeps, and for how long (s); beyond
+#: either, ``wait`` probes Redis instead (same result, one more round trip)
+WATCH_LIMIT = 10_000
+WATCH_FRESH = 30.0
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class Swarm:
@@ -30,6 +41,8 @@ class Swarm:
         self.streams = Streams(self.client, self.keys, self.settings.retention)
         self.results = Results(self.client, self.keys, self.streams.scripts)
         self.registry = Registry(self.client, self.keys)
+        # (spec, task id) -> (monotonic time, findings cursor, finding id or None)
+        self._watched: dict[tuple[str, str], tuple[float, str, str | None]] = {}
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "swarm") -> Swarm:
@@ -76,8 +89,15 @@ class Swarm:
             max_attempts=max_attempts,
             timeout=timeout,
         )
-        await self.streams.submit([task])
+        _, cursor, marker = await self.streams.submit_watched(task)
+        self._watch((task.spec, task.id), (cursor, _s(marker) if marker else None))
         return task
+
+    def _watch(self, key: tuple[str, str], hint: tuple[str, str | None]) -> None:
+        """Remember where a just-submitted task's finding will appear (bounded)."""
+        self._watched[key] = (time.monotonic(), *hint)
+        if len(self._watched) > WATCH_LIMIT:
+            self._watched.pop(next(iter(self._watched)))
 
     async def submit_many(self, tasks: Sequence[Task]) -> list[Task]:
         """Post many tasks in one pipelined round trip."""
@@ -108,7 +128,7 @@ class Swarm:
         found: dict[str, Finding] = {}
         cursors: dict[str, str] = {}
         for spec, ids in by_spec.items():
-            cursors[spec], existing = await self.results.probe(spec, sorted(ids))
+            cursors[spec], existing = await self._start_wait(spec, ids)
             found.update((f.task_id, f) for f in existing if f.task_id in ids)
         wanted = {s: ids - found.keys() for s, ids in by_spec.items()}
         while any(wanted.values()):
@@ -123,6 +143,18 @@ class Swarm:
                     found[f.task_id] = f
                     wanted[f.spec].discard(f.task_id)
         return found
+
+    async def _start_wait(self, spec: str, ids: set[str]) -> tuple[str, list[Finding]]:
+        """A follow cursor and the findings that exist already. Tasks submitted by
+        this Swarm moments ago need no round trip for that (``submit`` read the cursor
+        and marker with the XADD); for any other task, one probe."""
+        hints = [self._watched.pop((spec, i), None) for i in ids]
+        fresh = time.monotonic() - WATCH_FRESH
+        if all(h is not None and h[0] >= fresh for h in hints):
+            known = [h for h in hints if h is not None]
+            cursor = min((h[1] for h in known), key=_id_order)
+            return cursor, await self.results.entries(spec, [h[2] for h in known if h[2]])
+        return await self.results.probe(spec, sorted(ids))
 
     async def findings(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -93,7 +94,35 @@ def _check(body: dict[str, Any], name: str, types: tuple[type, ...], default: An
     return value
 
 
+_STANDARD = frozenset(("id", "spec", "text", "max_attempts", "created"))
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
 def _validate(body: dict[str, Any], spec: str, attempt: int = 1) -> Task:
+    # Fast path: the body exactly as encode_task writes it without optional fields
+    # (the common case); same checks, inlined. Anything else takes the full path.
+    if body.keys() == _STANDARD:
+        task_id, text, max_attempts, created = (
+            body["id"],
+            body["text"],
+            body["max_attempts"],
+            body["created"],
+        )
+        if (
+            type(task_id) is str
+            and 0 < len(task_id) <= _MAX_ID_LEN
+            and type(text) is str
+            and body["spec"] == spec
+            and type(max_attempts) is int
+            and 1 <= max_attempts <= 1000
+            and type(created) is float
+            and created
+        ):
+            return Task(spec, text, task_id, None, None, 0, attempt, max_attempts, None, created)
+    return _validate_full(body, spec, attempt)
+
+
+def _validate_full(body: dict[str, Any], spec: str, attempt: int) -> Task:
     task_id = body.get("id")
     if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_ID_LEN:
         raise MalformedEntry("missing or invalid field 'id' (a string of 1-200 characters)")
@@ -139,13 +168,16 @@ def decode_task(
     """
     if not fields:
         raise MalformedEntry("entry has no fields (deleted or empty)")
-    size = sum(len(k) + len(v) for k, v in fields.items())
+    raw = fields.get(b"body")
+    if raw is not None and len(fields) == 1:
+        size = len(raw) + 4
+    else:
+        size = sum(len(k) + len(v) for k, v in fields.items())
     if size > max_entry_bytes:
         raise MalformedEntry(
             f"entry is {size} bytes, over the limit of {max_entry_bytes}",
             task_id=guess_task_id(fields),
         )
-    raw = fields.get(b"body")
     if raw is None:
         names = ", ".join(sorted(_s(k) for k in fields))
         raise MalformedEntry(f"entry has no 'body' field (fields: {names})")
@@ -172,6 +204,47 @@ def guess_task_id(fields: dict[bytes, bytes] | None) -> str | None:
         return None
     task_id = body.get("id") if isinstance(body, dict) else None
     return task_id if isinstance(task_id, str) and 0 < len(task_id) <= _MAX_ID_LEN else None
+
+
+def finding_body(
+    task: Task,
+    *,
+    status: str,
+    content: str,
+    worker: str,
+    sources: Sequence[str] = (),
+    usage: dict[str, Any] | None = None,
+    data: Any = None,
+    started: float,
+    finished: float,
+    error: str | None = None,
+    wire: str = MSGPACK,
+) -> bytes:
+    """The body of a finding entry for ``task``, in the wire encoding of the task.
+
+    The worker's hot path builds it straight from the task and the handler's result,
+    without a Finding object; ``encode_finding`` gives the same bytes for a Finding."""
+    body = {
+        "task_id": task.id,
+        "spec": task.spec,
+        "status": status,
+        "content": content,
+        "shard": task.shard,
+        "pass": task.pass_no,
+        "worker": worker,
+        "sources": list(sources),
+        "usage": usage,
+        "data": data,
+        "attempt": task.attempt,
+        "created": task.created,
+        "started": started,
+        "finished": finished,
+        "duration_ms": round(max(0.0, (finished - started) * 1000.0), 3),
+        "error": error,
+    }
+    if wire == JSON:
+        return json.dumps(body, default=str, ensure_ascii=False).encode()
+    return _PACKER.pack(body)  # type: ignore[no-any-return]
 
 
 def encode_finding(finding: Finding, wire: str = MSGPACK) -> bytes:

@@ -27,7 +27,7 @@ class RedisSettings:
 
     url: str = DEFAULT_URL
     namespace: str = DEFAULT_NAMESPACE
-    socket_timeout: float = 30.0
+    socket_timeout: float = 0.0  # 0: no timer per command; TCP keepalive finds dead peers
     connect_timeout: float = 5.0
     health_check_interval: int = 15
     retries: int = 5

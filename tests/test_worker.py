@@ -148,7 +148,7 @@ async def test_fencing_zombie_cannot_record_or_ack(
     [entry] = await s.read(["research"], "zombie", 1, 100)
     raw.xclaim(keys.tasks, GROUP, "thief", 0, [entry.entry_id])  # reclaimed elsewhere
     finding = Finding(task_id=task.id, spec="research", status=Status.OK, content="zombie")
-    assert await s.complete("research", "zombie", [Completion(entry.entry_id, finding)]) == [LOST]
+    assert await s.complete("research", "zombie", [Completion.of(entry.entry_id, finding)]) == [LOST]
     assert raw.xlen(keys.findings) == 0
     pending = raw.xpending_range(keys.tasks, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"thief"]
@@ -156,15 +156,61 @@ async def test_fencing_zombie_cannot_record_or_ack(
     assert await s.renew("research", "zombie", [entry.entry_id]) == [entry.entry_id]
     # the new owner records; a second attempt by the owner is a duplicate
     finding2 = Finding(task_id=task.id, spec="research", status=Status.OK, content="thief")
-    assert await s.complete("research", "thief", [Completion(entry.entry_id, finding2)]) == [
+    assert await s.complete("research", "thief", [Completion.of(entry.entry_id, finding2)]) == [
         RECORDED
     ]
-    assert await s.complete("research", "thief", [Completion(entry.entry_id, finding2)]) == [
+    assert await s.complete("research", "thief", [Completion.of(entry.entry_id, finding2)]) == [
         DUPLICATE
     ]
     assert raw.xlen(keys.findings) == 1
     got = await swarm.finding("research", task.id)
     assert got is not None and got.content == "thief"
+
+
+async def test_fencing_in_a_batch_wider_than_the_range_reply(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """complete.lua fences a batch with one ranged XPENDING; when the consumer owns
+    more entries in that range than the reply holds, missing ids are checked one by
+    one: owned ones are recorded, a reclaimed one in the middle is fenced."""
+    keys = Keys(settings.redis.namespace).spec("research")
+    tasks = [Task(spec="research", text=f"w{i}", id=f"wide-{i}") for i in range(200)]
+    await swarm.submit_many(tasks)
+    s = swarm.streams
+    entries = await s.read(["research"], "alice", 200, 100)
+    assert len(entries) == 200
+    middle = entries[100]
+    raw.xclaim(keys.tasks, GROUP, "thief", 0, [middle.entry_id])
+    picked = [entries[0], middle, entries[-1]]  # range limit 3*2+64 = 70 < 200 owned
+    items = [
+        Completion.of(
+            e.entry_id,
+            Finding(task_id=f"wide-{entries.index(e)}", spec="research", status=Status.OK),
+        )
+        for e in picked
+    ]
+    assert await s.complete("research", "alice", items) == [RECORDED, LOST, RECORDED]
+    assert raw.xlen(keys.findings) == 2
+    assert raw.xpending(keys.tasks, GROUP)["pending"] == 198
+
+
+async def test_complete_accepts_flat_arguments(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """The flat ARGV form of complete.lua (docs/protocol.md §6.3), for clients that
+    do not speak msgpack: per item 5 values, a done and an err key."""
+    keys = Keys(settings.redis.namespace).spec("research")
+    await swarm.submit_many([Task(spec="research", text="flat", id="flat-1")])
+    [entry] = await swarm.streams.read(["research"], "carol", 1, 100)
+    body = json.dumps({"task_id": "flat-1", "spec": "research", "status": "ok", "content": "hi"})
+    script = swarm.streams.scripts.complete
+    ks = [keys.tasks, keys.findings, keys.stats, keys.done("flat-1"), keys.err("flat-1")]
+    argv = [GROUP, "carol", 60, 1000, entry.entry_id, "flat-1", "", "ok", body]
+    assert await script(keys=ks, args=argv) == [RECORDED]
+    assert await script(keys=ks, args=argv) == [DUPLICATE]
+    got = await swarm.finding("research", "flat-1")
+    assert got is not None and got.content == "hi"
+    assert raw.xpending(keys.tasks, GROUP)["pending"] == 0
 
 
 async def test_live_lease_survives_ten_times_claim_idle(

@@ -11,7 +11,7 @@ from swarmstream.errors import ConfigError
 from swarmstream.handlers import Handler, resolve
 from swarmstream.handlers.exec import ExecHandler
 from swarmstream.keys import validate_name
-from swarmstream.worker.process import serve
+from swarmstream.worker.process import serve, tune_gc
 from swarmstream.worker.worker import EphemeralWorker
 
 
@@ -85,6 +85,7 @@ def worker(
         else resolve(handler or "echo")
     )
     w = EphemeralWorker(specs, chosen, settings, name=name)
+    tune_gc()
     summary = asyncio.run(serve(w))
     typer.echo(
         f"worker {summary.name}: {summary.done} done, {summary.failed} failed, "

@@ -15,6 +15,20 @@ from swarmstream.errors import ConfigError, ConnectionFailed, RedisVersionError
 from swarmstream.settings import RedisSettings
 
 MIN_VERSION = (6, 2)
+#: TCP keepalive: first probe after this many idle seconds, then one per interval;
+#: the connection is declared dead after COUNT unanswered probes
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+KEEPALIVE_DETECT = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive tuning, for the options this platform has (Linux has all)."""
+    wanted = {
+        "TCP_KEEPIDLE": KEEPALIVE_IDLE,
+        "TCP_KEEPINTVL": KEEPALIVE_INTERVAL,
+        "TCP_KEEPCNT": KEEPALIVE_COUNT,
+    }
+    return {getattr(socket, n): v for n, v in wanted.items() if hasattr(socket, n)}
 
 
 def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
@@ -27,9 +41,13 @@ def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
         client: Redis = Redis.from_url(
             settings.url,
             decode_responses=False,
-            socket_timeout=settings.socket_timeout,
+            # 0 = no timer per command (redis-py wraps every write in a wait_for,
+            # one extra asyncio task per command): a dead peer is found by
+            # TCP keepalive instead, within KEEPALIVE_DETECT seconds.
+            socket_timeout=settings.socket_timeout or None,
             socket_connect_timeout=settings.connect_timeout,
             socket_keepalive=True,
+            socket_keepalive_options=keepalive_options(),
             health_check_interval=settings.health_check_interval,
             client_name=client_name,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), settings.retries),

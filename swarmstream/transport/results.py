@@ -81,15 +81,18 @@ class Results:
             pipe.mget([k.done(t) for t in task_ids])
             last, marks = await pipe.execute()
         cursor = _s(last[0][0]) if last else "0-0"
-        fids = [m for m in marks if m is not None]
-        if not fids:
-            return cursor, []
+        return cursor, await self.entries(spec, [_s(m) for m in marks if m is not None])
+
+    async def entries(self, spec: str, finding_ids: Sequence[str]) -> list[Finding]:
+        """The findings with these entry ids (one pipelined round trip)."""
+        if not finding_ids:
+            return []
+        k = self.keys.spec(spec)
         async with self.client.pipeline(transaction=False) as pipe:
-            for fid in fids:
+            for fid in finding_ids:
                 pipe.xrange(k.findings, min=fid, max=fid, count=1)
             rows = await pipe.execute()
-        found = [codec.decode_finding(_s(r[0][0]), r[0][1]) for r in rows if r]
-        return cursor, found
+        return [codec.decode_finding(_s(r[0][0]), r[0][1]) for r in rows if r]
 
     async def done_many(self, spec: str, task_ids: Sequence[str]) -> dict[str, str]:
         """Map task ids that have a finding to their finding entry ids (one MGET)."""

@@ -24,9 +24,12 @@ from swarmstream.transport.scripts import Scripts
 RECORDED, DUPLICATE, LOST = 1, 0, -1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """A raw stream entry as read: the decoding happens above the transport."""
+    """A raw stream entry as read: the decoding happens above the transport.
+
+    Not frozen: it is built once per delivery on the worker's hot path, and a
+    frozen dataclass's ``__init__`` costs several times as much."""
 
     spec: str
     entry_id: str
@@ -34,13 +37,29 @@ class Entry:
     deliveries: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """A finding ready to be recorded for the entry that carried its task."""
+    """A finding ready to be recorded for the entry that carried its task: the
+    routing fields and the encoded body (see ``codec.finding_body``)."""
 
     entry_id: str
-    finding: Finding
-    wire: str = codec.MSGPACK
+    task_id: str
+    shard: str
+    status: str
+    body: bytes
+    retried: bool
+
+    @classmethod
+    def of(cls, entry_id: str, finding: Finding, wire: str = codec.MSGPACK) -> Completion:
+        """The completion that records ``finding`` for entry ``entry_id``."""
+        return cls(
+            entry_id,
+            finding.task_id,
+            finding.shard or "",
+            finding.status.value,
+            codec.encode_finding(finding, wire),
+            finding.attempt > 1,
+        )
 
 
 class Streams:
@@ -78,6 +97,23 @@ class Streams:
                 pipe.xadd(self.keys.spec(task.spec).tasks, codec.encode_task(task))
             ids = await pipe.execute()
         return [_s(i) for i in ids]
+
+    async def submit_watched(self, task: Task) -> tuple[str, str, bytes | None]:
+        """Append one task and, in the same round trip, read what a waiter needs:
+        the spec's findings cursor (newest finding id, read first) and the task's
+        done marker. Returns (entry id, cursor, marker or None).
+
+        A finding of this task is then either named by the marker (the id was done
+        before) or newer than the cursor, so waiting needs no extra probe."""
+        await self.ensure_group(task.spec)
+        k = self.keys.spec(task.spec)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(k.findings, count=1)
+            pipe.get(k.done(task.id))
+            pipe.xadd(k.tasks, codec.encode_task(task))
+            last, marker, entry_id = await pipe.execute()
+        cursor = _s(last[0][0]) if last else "0-0"
+        return _s(entry_id), cursor, marker
 
     async def add_raw(self, spec: str, fields: dict[str, Any]) -> str:
         """Append an entry with arbitrary fields (tests, bridges, foreign producers)."""
@@ -146,21 +182,13 @@ class Streams:
         k = self.keys.spec(spec)
         keys: list[str] = [k.tasks, k.findings, k.stats]
         packed: list[Any] = []
+        done, err = k.done, k.err
         for item in items:
-            f = item.finding
-            keys.append(k.done(f.task_id))
-            retried = f.attempt > 1
-            if retried:
-                keys.append(k.err(f.task_id))
+            keys.append(done(item.task_id))
+            if item.retried:
+                keys.append(err(item.task_id))
             packed.append(
-                (
-                    item.entry_id,
-                    f.task_id,
-                    f.shard or "",
-                    f.status.value,
-                    codec.encode_finding(f, item.wire),
-                    int(retried),
-                )
+                (item.entry_id, item.task_id, item.shard, item.status, item.body, int(item.retried))
             )
         r = self.retention
         args: list[Any] = [GROUP, consumer, r.done_ttl, r.findings_maxlen]

@@ -21,12 +21,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from swarmstream import codec
 from swarmstream.errors import HandlerTimeout, MalformedEntry
 from swarmstream.handlers.base import ContextLike, Handler
-from swarmstream.models import Delivery, Finding, Status
+from swarmstream.models import Delivery, Finding, Result, Status, Task
 from swarmstream.settings import Settings
 from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry, Streams
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_OK = Status.OK.value
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -38,11 +39,15 @@ class ContextProvider(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an execution ended. ``completion`` is set when a finding awaits recording;
-    ``counted`` is False for entries that were not tasks (malformed)."""
+    """How an execution that left nothing to record ended (a failure was retried or
+    dead-lettered already). ``counted`` is False for entries that were not tasks."""
 
-    completion: Completion | None = None
     counted: bool = True
+
+
+#: the two outcomes without a finding to record, shared (the hot path allocates nothing)
+SETTLED = Outcome()
+NOT_A_TASK = Outcome(counted=False)
 
 
 async def retrying(op: Callable[[], Awaitable[T]], attempts: int = 10) -> T:
@@ -81,8 +86,11 @@ class Execution:
         self.context = context
         self.counts = counts
 
-    async def run(self, entry: Entry, note: Callable[[Delivery], None]) -> Outcome:
-        """Execute one entry. Never raises for bad input or a failing handler."""
+    async def run(self, entry: Entry, note: Callable[[Task], None]) -> Completion | Outcome:
+        """Execute one entry. Never raises for bad input or a failing handler.
+
+        Returns the Completion to record (batched by the worker), or an Outcome when
+        the entry was settled here (retry scheduled, dead-lettered)."""
         try:
             task, wire = codec.decode_task(
                 entry.spec, entry.fields, self.cfg.max_entry_bytes, entry.deliveries
@@ -91,44 +99,40 @@ class Execution:
             wire = codec.wire_of(entry.fields)
             reason = f"malformed: {exc.reason}"
             await self._bury(entry, reason, None, exc.task_id, None, Status.DEAD, wire)
-            return Outcome(counted=False)
-        delivery = Delivery(task, entry.entry_id, entry.deliveries)
-        note(delivery)
+            return NOT_A_TASK
+        note(task)
         if entry.deliveries > task.max_attempts:
             last = await retrying(lambda: self.streams.last_error(entry.spec, task.id))
             error = (last or {}).get("error") or "the worker running it stopped or was killed"
             reason = f"delivered {entry.deliveries} times, max_attempts is {task.max_attempts}"
+            delivery = Delivery(task, entry.entry_id, entry.deliveries)
             await self._bury(entry, reason, error, task.id, delivery, Status.DEAD, wire)
-            return Outcome()
+            return SETTLED
         started = time.time()
         try:
-            result = await self._invoke(delivery)
+            result = await self._invoke(task)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the handler's failure is data, not a crash
             error = str(exc) if isinstance(exc, HandlerTimeout) else f"{type(exc).__name__}: {exc}"
+            delivery = Delivery(task, entry.entry_id, entry.deliveries)
             await self._failed(entry, delivery, wire, started, error)
-            return Outcome()
-        finding = Finding(
-            task_id=task.id,
-            spec=task.spec,
-            status=Status.OK,
+            return SETTLED
+        body = codec.finding_body(
+            task,
+            status=_OK,
             content=result.content,
-            shard=task.shard,
-            pass_no=task.pass_no,
             worker=self.worker,
             sources=result.sources,
             usage=result.usage,
             data=result.data,
-            attempt=task.attempt,
             started=started,
             finished=time.time(),
-            created=task.created,
+            wire=wire,
         )
-        return Outcome(Completion(entry.entry_id, finding, wire))
+        return Completion(entry.entry_id, task.id, task.shard or "", _OK, body, task.attempt > 1)
 
-    async def _invoke(self, delivery: Delivery) -> Any:
-        task = delivery.task
+    async def _invoke(self, task: Task) -> Result:
         context = None
         if self.handler.needs_context and task.shard and self.context is not None:
             context = await self.context.borrow(task.shard)
@@ -136,7 +140,8 @@ class Execution:
         if timeout is None:
             return await self.handler(task, context)
         try:
-            return await asyncio.wait_for(self.handler(task, context), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.handler(task, context)
         except TimeoutError:
             raise HandlerTimeout(f"timed out after {timeout:g}s") from None
 
@@ -219,5 +224,5 @@ class Execution:
                 self.counts["lost"] += 1
                 log.warning(
                     "finding for %s discarded: another worker owns the task now",
-                    item.finding.task_id,
+                    item.task_id,
                 )
