@@ -111,6 +111,14 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_total(pids: int | list[int] | None) -> float | None:
+    """Summed CPU seconds of one or several processes, or None."""
+    if pids is None or isinstance(pids, int):
+        return cpu_seconds(pids)
+    values = [cpu_seconds(p) for p in pids]
+    return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+
 def summarize(values: list[float]) -> dict[str, float]:
     xs = sorted(values)
     if len(xs) >= 2:
@@ -140,10 +148,15 @@ class Run:
     results: int
     pending_after: int
     note: str = ""
+    processes: int = 1
 
     @property
     def label(self) -> str:
-        return "raw redis-py" if self.kind == "raw" else f"swarmstream c{self.concurrency}"
+        if self.kind == "raw":
+            return "raw redis-py"
+        if self.processes > 1:
+            return f"swarmstream {self.processes}p x c{self.concurrency}"
+        return f"swarmstream c{self.concurrency}"
 
 
 @dataclass
@@ -195,13 +208,14 @@ async def release_and_time(
     stream: str,
     results: Callable[[], Awaitable[int]],
     n: int,
-    pids: tuple[int | None, int | None],
+    pids: tuple[int | list[int] | None, int | None],
 ) -> tuple[float, float | None, float | None]:
-    """RENAME the staging stream (its group at 0) over the one the consumer blocks on,
-    which wakes it with the whole backlog; time until ``n`` results exist. Returns
-    seconds, and CPU seconds of the consumer and of redis-server in the window."""
-    consumer_pid, redis_pid = pids
-    c0, r0 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
+    """RENAME the staging stream (its group at 0) over the one the consumers block on,
+    which wakes them with the whole backlog; time until ``n`` results exist. Returns
+    seconds, and CPU seconds of the consumers (summed) and of redis-server in the
+    window."""
+    consumer_pids, redis_pid = pids
+    c0, r0 = cpu_total(consumer_pids), cpu_seconds(redis_pid)
     t0 = time.perf_counter()
     await client.rename(staging, stream)
     last, last_change = -1, time.monotonic()
@@ -215,7 +229,7 @@ async def release_and_time(
         elif time.monotonic() - last_change > STALL:
             raise RuntimeError(f"stalled for {STALL:g}s at {done} of {n} results")
         await asyncio.sleep(POLL)
-    c1, r1 = cpu_seconds(consumer_pid), cpu_seconds(redis_pid)
+    c1, r1 = cpu_total(consumer_pids), cpu_seconds(redis_pid)
     cpu_c = c1 - c0 if c0 is not None and c1 is not None else None
     cpu_r = r1 - r0 if r0 is not None and r1 is not None else None
     return elapsed, cpu_c, cpu_r
@@ -327,35 +341,47 @@ async def measure_swarmstream(
     repeat: int,
     profile: Path | None = None,
     rate: int = 250,
+    processes: int = 1,
 ) -> Run:
-    ns = bench.namespace(f"ss{concurrency}")
+    ns = bench.namespace(f"ss{processes}x{concurrency}")
     settings = Settings.from_flat({"url": bench.url, "namespace": ns, "concurrency": concurrency})
     k = Keys(ns).spec(SPEC)
     # the tasks are submitted to a staging namespace, then renamed into place
     stage = Settings.from_flat({"url": bench.url, "namespace": f"{ns}-stage"})
     staging = Keys(f"{ns}-stage").spec(SPEC).tasks
     client = await bench.client()
-    log = bench.tmp / f"{ns}.log"
-    proc = None
+    procs: list[subprocess.Popen[bytes]] = []
     prof = None
     try:
         async with Swarm(stage, client=client) as swarm:
             tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n)]
             for i in range(0, len(tasks), 1000):
                 await swarm.submit_many(tasks[i : i + 1000])
-        name = f"ss-{ns}"
-        with log.open("wb") as out:
-            proc = spawn_worker([SPEC], "echo", settings, name=name, stdout=out, stderr=out)
-        await wait_consumer(client, f"swarmstream:{name}", proc, log)
+        logs = [bench.tmp / f"{ns}-{p}.log" for p in range(processes)]
+        for p, log in enumerate(logs):
+            with log.open("wb") as out:
+                procs.append(
+                    spawn_worker(
+                        [SPEC], "echo", settings, name=f"ss-{ns}-{p}", stdout=out, stderr=out
+                    )
+                )
+        for p, (proc, log) in enumerate(zip(procs, logs, strict=True)):
+            await wait_consumer(client, f"swarmstream:ss-{ns}-{p}", proc, log)
         if profile is not None:
-            prof = start_profiler(proc.pid, profile / f"swarmstream-c{concurrency}.txt", rate)
+            prof = start_profiler(procs[0].pid, profile / f"swarmstream-c{concurrency}.txt", rate)
         seconds, cpu_c, cpu_r = await release_and_time(
-            client, staging, k.tasks, findings_counter(client, k, n), n, (proc.pid, bench.redis_pid)
+            client,
+            staging,
+            k.tasks,
+            findings_counter(client, k, n),
+            n,
+            ([p.pid for p in procs], bench.redis_pid),
         )
-        rc = stop_process(proc)
+        rcs = [stop_process(proc) for proc in procs]
         if prof is not None:
             prof.wait(30)
-        summary = log.read_text(errors="replace").strip().splitlines()
+        summary = logs[0].read_text(errors="replace").strip().splitlines()
+        bad = [rc for rc in rcs if rc != 0]
         return Run(
             "swarmstream",
             concurrency,
@@ -367,10 +393,11 @@ async def measure_swarmstream(
             cpu_r,
             await findings_counter(client, k, n)(),
             await pending_count(client, k.tasks),
-            note=(summary[-1] if summary else "") + ("" if rc == 0 else f" (rc {rc})"),
+            note=(summary[-1] if summary else "") + (f" (rc {bad})" if bad else ""),
+            processes=processes,
         )
     finally:
-        if proc is not None:
+        for proc in procs:
             stop_process(proc)
         await bench.drop(client, ns)
         await bench.drop(client, f"{ns}-stage")
@@ -541,6 +568,24 @@ def aggregate(runs: list[Run], label: str) -> dict[str, Any]:
     return entry
 
 
+async def measure_processes(
+    args: argparse.Namespace, bench: Bench, concurrency: int, processes: list[int]
+) -> dict[str, Any]:
+    """Several worker processes on one stream, at one concurrency each, interleaved."""
+    runs: dict[int, list[Run]] = defaultdict(list)
+    for rep in range(args.repeat if processes else 0):
+        for p in processes if rep % 2 == 0 else processes[::-1]:
+            run = await measure_swarmstream(bench, args.tasks, concurrency, rep, processes=p)
+            runs[p].append(run)
+            console.print(
+                f"  rep {rep + 1}/{args.repeat} {run.label:<18} {fmt_rate(run.tasks_per_s):>8} "
+                f"tasks/s ({run.seconds:.3f}s; results {run.results}, "
+                f"pending {run.pending_after})",
+                highlight=False,
+            )
+    return {f"p{p}": aggregate(runs[p], runs[p][0].label) for p in processes}
+
+
 async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) -> dict[str, Any]:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     batches = [int(b) for b in args.enqueue_batches.split(",")]
@@ -573,6 +618,8 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
         consume[f"c{c}"] = aggregate(runs[f"c{c}"], f"swarmstream c{c}")
     raw_median = consume["raw"]["stats"]["median"]
     best = max(concurrencies, key=lambda c: consume[f"c{c}"]["stats"]["median"])
+    processes = [p for p in (int(x) for x in args.processes.split(",") if x) if p > 1]
+    consume.update(await measure_processes(args, bench, best, processes))
     enqueue: dict[str, Any] = {}
     for batch in batches:
         sm: list[float] = []
@@ -593,6 +640,7 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
             "raw_block_ms": RAW_BLOCK_MS,
             "poll_s": POLL,
             "enqueue_batches": batches,
+            "processes": [1, *processes],
             "redis": "external" if args.redis_url else "embedded (appendonly no, save '')",
             "quick": args.quick,
         },
@@ -600,7 +648,9 @@ async def run_all(args: argparse.Namespace, bench: Bench, redis_version: str) ->
         "best_concurrency": best,
         "ratio": consume[f"c{best}"]["stats"]["median"] / raw_median,
         "ratios": {
-            f"c{c}": consume[f"c{c}"]["stats"]["median"] / raw_median for c in concurrencies
+            key: entry["stats"]["median"] / raw_median
+            for key, entry in consume.items()
+            if key != "raw"
         },
         "enqueue": enqueue,
     }
@@ -656,6 +706,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--enqueue-batches", default="100,1000,5000", help="submit_many batch sizes")
     p.add_argument(
+        "--processes",
+        default="1,2,4",
+        help="worker processes (comma list); more than 1 runs at the best concurrency",
+    )
+    p.add_argument(
         "--redis-url",
         help="use this server instead of starting one (keys are "
         "namespaced and deleted afterwards; nothing is flushed)",
@@ -672,6 +727,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             args.concurrency = "64"
         if args.enqueue_batches == p.get_default("enqueue_batches"):
             args.enqueue_batches = "100"
+        if args.processes == p.get_default("processes"):
+            args.processes = "1,2"
     if args.tasks < 2 or args.repeat < 1:
         p.error("--tasks must be at least 2 and --repeat at least 1")
     return args
