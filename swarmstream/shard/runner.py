@@ -31,7 +31,7 @@ from typing import Any
 
 from swarmstream.client import Swarm
 from swarmstream.keys import validate_name
-from swarmstream.models import Finding
+from swarmstream.models import Finding, Task
 from swarmstream.shard.shard import MemoryShard
 from swarmstream.shard.synthesis import (
     HandlerSynthesizer,
@@ -271,10 +271,13 @@ class WorkflowRunner:
         if p.number == at and phase in ("posted", "waiting"):
             tasks = plan(self.workflow, p, self.run_id, None)  # only the ids are needed
             posted_at, deadline_at = float(state["posted_at"]), float(state["deadline_at"])
+            mark = state.get("collected_from")  # None (read everything) for older runs
         else:
             previous = await self.shard.knowledge(p.number - 1) if p.number > 1 else None
             tasks = plan(self.workflow, p, self.run_id, previous.summary if previous else None)
-            await self._set(p, "posting", {"tasks": len(tasks), "findings": 0, "ok": 0})
+            mark = await self.store.collected_mark(self.workflow.shard)
+            start: dict[str, str | int] = {"tasks": len(tasks), "findings": 0, "ok": 0}
+            await self._set(p, "posting", {**start, "collected_from": mark})
             await self._post(p, tasks, previous)
             posted_at = time.time()
             deadline_at = posted_at + p.deadline
@@ -292,7 +295,9 @@ class WorkflowRunner:
             raise WorkflowAborted(error)
         await self.shard.collect(p.spec)  # the synthesis reads the shard's collection
         only = _OnlyRun(ids, self.synthesizer)
-        knowledge = await self.shard.synthesize(p.number, expected=ids, synthesizer=only)
+        knowledge = await self.shard.synthesize(
+            p.number, expected=ids, synthesizer=only, after=mark
+        )
         missing = knowledge.missing  # a task may have finished since the wait ended
         ok = len(ids) - len(missing)
         summary = PassSummary(p.number, p.name, len(ids), ok, missing, time.time() - posted_at)
@@ -307,8 +312,9 @@ class WorkflowRunner:
         return summary
 
     async def _post(self, p: PassSpec, tasks: list[PlannedTask], prev: Knowledge | None) -> None:
-        """Post the tasks, grouped by domain (each group shares its data)."""
+        """Post the tasks in one round trip (the tasks of a domain share their data)."""
         groups: dict[str | None, list[PlannedTask]] = {}
+        batch: list[Task] = []
         for t in tasks:
             groups.setdefault(t.domain, []).append(t)
         for domain, group in groups.items():
@@ -323,7 +329,7 @@ class WorkflowRunner:
             if prev is not None:
                 data["previous"] = clip(prev.summary, self.workflow.previous_chars)
                 data["previous_missing"] = list(prev.missing)
-            await self.shard.post(
+            batch += self.shard.tasks(
                 [t.text for t in group],
                 pass_no=p.number,
                 data=data,
@@ -332,6 +338,7 @@ class WorkflowRunner:
                 timeout=p.timeout,
                 spec=p.spec,
             )
+        await self.shard.swarm.submit_many(batch)
 
     async def _wait(self, p: PassSpec, ids: list[str], deadline_at: float) -> dict[str, Finding]:
         """Wait until every task has a finding, the deadline passes, or (abort policy)
@@ -344,10 +351,9 @@ class WorkflowRunner:
             # collecting keeps the shard's collection current and wakes on new findings
             await self.shard.collect(p.spec, block_ms=block)
             new = await results.done_many(p.spec, [t for t in ids if t not in got])
-            for t in new:
-                f = await results.finding(p.spec, t)
-                if f is not None:
-                    got[t] = f
+            for f in await results.entries(p.spec, list(new.values())):
+                if f.task_id in new:
+                    got[f.task_id] = f
             ok = sum(1 for f in got.values() if f.ok)
             if new or block is None:
                 counts = {"tasks": len(ids), "findings": len(got), "ok": ok}

@@ -78,7 +78,31 @@ class MemoryShard:
         spec: str | None = None,
     ) -> list[Task]:
         """Post tasks that borrow this shard's context; returns them."""
-        tasks = [
+        return await self.swarm.submit_many(
+            self.tasks(
+                texts,
+                pass_no=pass_no,
+                data=data,
+                ids=ids,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                spec=spec,
+            )
+        )
+
+    def tasks(
+        self,
+        texts: Sequence[str],
+        *,
+        pass_no: int = 0,
+        data: Any = None,
+        ids: Sequence[str] | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float | None = None,
+        spec: str | None = None,
+    ) -> list[Task]:
+        """The tasks ``post`` would post (to submit several groups in one round trip)."""
+        return [
             Task(
                 spec=spec or self.spec,
                 text=text,
@@ -91,7 +115,6 @@ class MemoryShard:
             )
             for i, text in enumerate(texts)
         ]
-        return await self.swarm.submit_many(tasks)
 
     async def collect(self, spec: str | None = None, block_ms: int | None = None) -> int:
         """Move new findings of this shard's tasks into its collection; returns how many.
@@ -113,10 +136,11 @@ class MemoryShard:
             total += len(mine)
             block_ms = None
 
-    async def findings(self, pass_no: int | None = None) -> list[Finding]:
-        """Collected findings (the latest per task), optionally of one pass."""
+    async def findings(self, pass_no: int | None = None, after: str | None = None) -> list[Finding]:
+        """Collected findings (the latest per task), optionally of one pass, and only
+        those collected after entry id ``after`` (see ``ShardStore.collected_mark``)."""
         latest: dict[str, Finding] = {}
-        for entry_id, fields in await self.store.collected(self.id):
+        for entry_id, fields in await self.store.collected(self.id, after):
             f = codec.decode_finding(entry_id, fields)
             if pass_no is None or f.pass_no == pass_no:
                 latest[f.task_id] = f
@@ -129,14 +153,17 @@ class MemoryShard:
         pass_no: int,
         expected: Sequence[str] = (),
         synthesizer: Synthesizer | None = None,
+        after: str | None = None,
     ) -> Knowledge:
         """Synthesize a pass's findings into knowledge, stored in Redis.
 
         ``expected`` task ids without an ``ok`` finding are recorded as missing, so
         a pass with failed or dead-lettered tasks yields a partial synthesis.
+        ``after``: read only findings collected after this entry id (the mark taken
+        before the pass was posted), so the cost does not grow with the history.
         """
         await self.collect()
-        findings = await self.findings(pass_no)
+        findings = await self.findings(pass_no, after)
         if expected:  # only this run's tasks, not earlier runs of the same pass number
             wanted = set(expected)
             findings = [f for f in findings if f.task_id in wanted]

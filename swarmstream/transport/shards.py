@@ -111,9 +111,19 @@ class ShardStore:
             pipe.hincrby(k.meta, "collected", len(entries))
             await pipe.execute()
 
-    async def collected(self, shard: str) -> list[tuple[str, dict[bytes, bytes]]]:
-        rows = await self.client.xrange(self.keys.shard(shard).collected)
+    async def collected(
+        self, shard: str, after: str | None = None
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """The shard's collected findings, all or only those after entry id ``after``."""
+        start = "-" if after is None else f"({after}"
+        rows = await self.client.xrange(self.keys.shard(shard).collected, min=start)
         return [(_s(i), f) for i, f in rows]
+
+    async def collected_mark(self, shard: str) -> str:
+        """The id of the newest collected finding ('0-0' if none): read before posting
+        a pass, it bounds what that pass's synthesis reads."""
+        rows = await self.client.xrevrange(self.keys.shard(shard).collected, count=1)
+        return _s(rows[0][0]) if rows else "0-0"
 
     # -- knowledge and workflow state ---------------------------------------
 
