@@ -17,7 +17,7 @@ from typing import Any
 
 import harness
 
-POOL = "gevent"
+POOL = os.environ.get("PEER_CELERY_POOL", "gevent")
 #: the concurrency of Celery's gevent documentation (`celery -A proj worker -P gevent -c 1000`)
 CONCURRENCY = int(os.environ.get("PEER_CONCURRENCY", "1000"))
 
