@@ -22,6 +22,8 @@ from typing import Any
 import harness
 
 RESULT_POLL = 0.005
+#: arq's default worker poll_delay (s)
+DEFAULT_POLL_DELAY = 0.5
 
 
 class Driver:
@@ -101,6 +103,8 @@ async def amain(args: argparse.Namespace, extra: dict[str, str]) -> dict[str, An
             "loglevel": "WARNING (--custom-log-dict)",
         }
         label = f"arq {arq.VERSION}"
+        if tasks_arq.POLL_DELAY != DEFAULT_POLL_DELAY:
+            label += f" (poll_delay {tasks_arq.POLL_DELAY:g} s)"
         if args.mode == "throughput":
             t0 = harness.now()
             ids = await enqueue(args.n)

@@ -42,17 +42,31 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.common import interrupt, machine_info, redis_server  # noqa: E402
 
-#: every peer, in table order: (name, venv); venv None = this interpreter (main venv)
-PEERS: dict[str, str | None] = {
-    "celery": "common",
-    "rq": "common",
-    "dramatiq": "common",
-    "arq": "common",
-    "taskiq": "common",
-    "faststream": "common",
-    "saq": "saq",
-    "swarmstream": None,
-    "raw": None,
+
+@dataclass(frozen=True)
+class PeerDef:
+    """A row of the table: the adapter ``peer_<adapter>.py``, the venv it runs in
+    (None = this interpreter, the main venv) and extra environment (variants)."""
+
+    adapter: str
+    venv: str | None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+#: every row, in table order
+PEERS: dict[str, PeerDef] = {
+    "celery": PeerDef("celery", "common"),
+    "rq": PeerDef("rq", "common"),
+    "dramatiq": PeerDef("dramatiq", "common"),
+    "arq": PeerDef("arq", "common"),
+    # arq's default poll_delay (0.5 s) caps it at ~100 jobs per poll; the same
+    # worker with a 10 ms poll shows what arq itself costs
+    "arq-fastpoll": PeerDef("arq", "common", (("PEER_ARQ_POLL_DELAY", "0.01"),)),
+    "taskiq": PeerDef("taskiq", "common"),
+    "faststream": PeerDef("faststream", "common"),
+    "saq": PeerDef("saq", "saq"),
+    "swarmstream": PeerDef("swarmstream", None),
+    "raw": PeerDef("raw", None),
 }
 #: references, not peers: left out of "fastest peer" / "best peer"
 REFERENCES = ("swarmstream", "raw")
@@ -125,8 +139,8 @@ def make_plan(
         raise SystemExit(f"unknown peer(s): {', '.join(unknown)}; known: {', '.join(PEERS)}")
     plan = Plan([], {}, {}, {}, repeat, warmup, seed)
     for name in wanted:
-        python = python_for.get(name) or venv_python(PEERS[name], peers_venv)
-        adapter = HERE / f"peer_{name}.py"
+        python = python_for.get(name) or venv_python(PEERS[name].venv, peers_venv)
+        adapter = HERE / f"peer_{PEERS[name].adapter}.py"
         if not adapter.exists():
             plan.skipped[name] = f"no adapter {adapter.relative_to(REPO)}"
         elif not Path(python).exists():
@@ -151,6 +165,7 @@ def run_adapter(
     name: str,
     python: str,
     *,
+    extra_env: dict[str, str] | None = None,
     url: str,
     mode: str,
     n: int,
@@ -160,11 +175,12 @@ def run_adapter(
 ) -> dict[str, Any]:
     """Run one adapter; its result object, or {"error": ...}. On an interrupt the
     adapter gets SIGTERM (it stops its worker and deletes its keys), then SIGKILL."""
-    argv = [python, str(HERE / f"peer_{name}.py"), "--url", url, "--mode", mode]
+    argv = [python, str(HERE / f"peer_{PEERS[name].adapter}.py"), "--url", url, "--mode", mode]
     argv += ["--n", str(n), "--prefix", prefix, "--workdir", str(workdir)]
     argv += ["--warmup", str(warmup)]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra_env or {})
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -418,6 +434,7 @@ def one_run(
     res = run_adapter(
         name,
         plan.pythons[name],
+        extra_env=dict(PEERS[name].env),
         url=url,
         mode=mode,
         n=n,
