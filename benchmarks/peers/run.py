@@ -129,10 +129,12 @@ def make_plan(
     requests_for: dict[str, int],
     quick: bool,
     seed: int,
+    require: bool = False,
 ) -> Plan:
     """Resolve interpreters and sizes; a peer whose adapter or venv is missing is
-    skipped (with the reason), and an explicitly requested one is an error."""
-    explicit = peers is not None
+    skipped (with the reason); an explicitly requested one is an error, and so is
+    any skipped peer with ``require``."""
+    explicit = peers is not None or require
     wanted = list(PEERS) if peers is None else peers
     unknown = [p for p in wanted if p not in PEERS]
     if unknown:
@@ -333,6 +335,7 @@ def run_peers(
     requests_for: dict[str, int] | None = None,
     modes: tuple[str, ...] = ("throughput", "latency"),
     seed: int = 6,
+    require: bool = False,
     workdir: Path | str | None = None,
     json_path: Path | str | None = None,
     out: Console | None = None,
@@ -341,7 +344,8 @@ def run_peers(
 
     ``quick``: 50 tasks, 10 requests, 1 repeat, 5 warm-up tasks (a CI smoke run).
     Peers whose adapter or venv is missing are skipped when ``peers`` is None (see
-    ``report["skipped"]``); an explicitly requested one raises SystemExit.
+    ``report["config"]["skipped"]``); an explicitly requested one raises SystemExit,
+    and with ``require`` so does any skipped one.
     """
     con = out or console
     if quick:
@@ -358,6 +362,7 @@ def run_peers(
         requests_for=requests_for or {},
         quick=quick,
         seed=seed,
+        require=require,
     )
     for name, why in plan.skipped.items():
         con.print(f"[yellow]skipping {name}: {why}[/]", highlight=False)
@@ -552,6 +557,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workdir", help="keep worker logs here (default: a temporary folder)")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--quick", action="store_true", help="50 tasks, 10 requests, 1 repeat")
+    p.add_argument(
+        "--require-peers",
+        action="store_true",
+        help="fail if any peer cannot run (default: skip it with a message)",
+    )
     args = p.parse_args(argv)
     if args.tasks < 1 or args.requests < 1 or args.repeat < 1:
         p.error("--tasks, --requests and --repeat must be at least 1")
@@ -577,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             requests_for=parse_overrides(args.requests_for),
             modes=tuple(m for m in args.modes.split(",") if m),
             seed=args.seed,
+            require=args.require_peers,
             workdir=args.workdir,
             json_path=args.json,
         )
