@@ -153,6 +153,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         harness.delete_keys(args.url, patterns)
     settings = {
         "concurrency": CONCURRENCY,
+        "pool": "asyncio (max_workers)",
         "worker_processes": 1,
         "max_workers": CONCURRENCY,
         "subscriber": (

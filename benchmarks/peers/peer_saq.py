@@ -159,7 +159,7 @@ async def measure(
             enqueued.append(harness.now() - t0)
 
         async def count() -> int:
-            return args.n - int(await queue.count("incomplete"))
+            return int(args.n) - int(await queue.count("incomplete"))
 
         seconds = await harness.ameasure_throughput(enqueue, count, args.n, proc=proc)
         await check_jobs(queue, jobs)
@@ -184,6 +184,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         harness.delete_keys(args.url, patterns)
     settings = {
         "concurrency": CONCURRENCY,
+        "pool": "asyncio (concurrency)",
         "worker_processes": 1,
         "dequeue": "BLMOVE queued -> active, timeout 0 (default dequeue_timeout)",
         "job_defaults": "timeout 10 s, retries 1, ttl 600 s (saq defaults)",

@@ -165,6 +165,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         harness.delete_keys(args.url, patterns)
     settings = {
         "concurrency": CONCURRENCY,
+        "pool": "asyncio (--max-async-tasks)",
         "worker_processes": "1 (--workers 1: one worker process under taskiq's supervisor)",
         "max_async_tasks": CONCURRENCY,
         "max_prefetch": 0,
