@@ -20,6 +20,11 @@ and prints exactly one JSON object on its last stdout line (see ``result``)::
 On failure (worker died, timeout, ...) an adapter exits non-zero with one line on
 stderr (``run_main`` does that for any exception).
 
+Interpreters (chosen by run.py): the peers run with ``.venv-peers/bin/python``, saq
+with ``.venv-peers-saq/bin/python`` (see setup.py), swarmstream and raw with the
+main venv's. The worker's console scripts are found next to the interpreter
+(``bin_path``).
+
 Typical adapter::
 
     def main(args: argparse.Namespace) -> dict[str, Any]:
