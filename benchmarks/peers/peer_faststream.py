@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,17 @@ class GroupProgress:
         st = await self.state()
         return int(st["entries-read"]) - int(st["pending"])
 
-    async def start(self) -> None:
-        """Take the baseline; the group must be idle (nothing unread or pending)."""
-        st = await self.state()
-        if st["pending"] or st.get("lag"):
-            raise harness.PeerError(f"the group is busy before measuring: {st}")
+    async def start(self, timeout: float = 10.0) -> None:
+        """Take the baseline once the group is idle (nothing unread or pending): the
+        last warm-up message may still be in flight for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = await self.state()
+            if not (st["pending"] or st.get("lag")):
+                break
+            if time.monotonic() > deadline:
+                raise harness.PeerError(f"the group is still busy before measuring: {st}")
+            await asyncio.sleep(0.005)
         self.base = int(st["entries-read"])
 
     async def count(self) -> int:
