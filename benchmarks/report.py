@@ -178,7 +178,8 @@ def _markdown_more(f: dict[str, Any]) -> list[str]:
                 f"{_num(lat.get('p50_ms'))} | {_num(lat.get('p99_ms'))} |"
             )
     if "workflow" in f:
-        md += ["", "| 8 passes x 40 tasks | work | ideal s | wall s | overhead ms/pass |"]
+        shape = f"{f['workflow'][0]['passes']} passes x {f['workflow'][0]['tasks_per_pass']} tasks"
+        md += ["", f"| {shape} | work | ideal s | wall s | overhead ms/pass |"]
         md.append("|---|---:|---:|---:|---:|")
         for s in f["workflow"]:
             md.append(
@@ -269,6 +270,7 @@ def _bars(ax: Any, bars: list[tuple[str, float, str]], xlabel: str, title: str) 
         ax.set_title(title + " (not measured)")
         return
     labels, values, colors = zip(*bars, strict=True)
+    labels = tuple(lb if len(lb) <= 48 else lb[:47] + "…" for lb in labels)
     ys = range(len(bars))
     ax.barh(list(ys), values, color=colors)
     ax.set_yticks(list(ys), labels, fontsize=7)
@@ -325,7 +327,9 @@ def _workflow(ax: Any, summaries: list[dict[str, Any]]) -> None:
     ax.bar(list(xs), over, bottom=ideal, label="coordination overhead", color="tab:blue")
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_ylabel("seconds")
-    ax.set_title("8 passes x 40 tasks: wall time = ideal + overhead")
+    first = summaries[0]
+    shape = f"{first['passes']} passes x {first['tasks_per_pass']} tasks"
+    ax.set_title(f"{shape}: wall time = ideal + coordination overhead")
     ax.legend(fontsize=7)
 
 
