@@ -121,9 +121,10 @@ def _register() -> None:
     status_cmd.register(app)
     shard_cmd.register(app)
     ask_cmd.register(app)
-    from swarmstream.cli import demo_cmd
+    from swarmstream.cli import bench_cmd, demo_cmd
 
     demo_cmd.register(app)
+    bench_cmd.register(app)
     from swarmstream.cli import dead_cmd, findings_cmd, server_cmd, submit_cmd
 
     server_cmd.register(app)
