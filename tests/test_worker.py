@@ -148,7 +148,8 @@ async def test_fencing_zombie_cannot_record_or_ack(
     [entry] = await s.read(["research"], "zombie", 1, 100)
     raw.xclaim(keys.tasks, GROUP, "thief", 0, [entry.entry_id])  # reclaimed elsewhere
     finding = Finding(task_id=task.id, spec="research", status=Status.OK, content="zombie")
-    assert await s.complete("research", "zombie", [Completion.of(entry.entry_id, finding)]) == [LOST]
+    zombie = [Completion.of(entry.entry_id, finding)]
+    assert await s.complete("research", "zombie", zombie) == [LOST]
     assert raw.xlen(keys.findings) == 0
     pending = raw.xpending_range(keys.tasks, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"thief"]
