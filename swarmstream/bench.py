@@ -512,7 +512,7 @@ def run_bench(
     tasks: int = 10_000,
     requests: int = 300,
     *,
-    repeats: int = 2,
+    repeats: int = 5,
     concurrency: int = 128,
     borrow_mb: float = 3.2,
     progress: Progress | None = None,

@@ -35,7 +35,7 @@ def bench(
     repeats: Annotated[
         int,
         typer.Option("--repeats", metavar="R", help="Interleaved enqueue and consume repeats."),
-    ] = 2,
+    ] = 5,
     json_path: Annotated[
         Path | None,
         typer.Option(
