@@ -29,7 +29,7 @@ def check_figures(figures: dict[str, dict[str, float]]) -> None:
 def test_run_bench_on_a_given_server_measures_everything_and_leaves_no_keys(
     redis_url: str, raw: redis.Redis
 ) -> None:
-    report = run_bench(redis_url, tasks=200, requests=10, borrow_mb=0.2)
+    report = run_bench(redis_url, tasks=200, requests=10, repeats=2, borrow_mb=0.2)
     assert isinstance(report, BenchReport)
     ns = report.config.namespace
     assert ns.startswith("bench-") and report.config.redis == "external"
