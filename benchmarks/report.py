@@ -329,7 +329,7 @@ def _workflow(ax: Any, summaries: list[dict[str, Any]]) -> None:
     ax.set_ylabel("seconds")
     first = summaries[0]
     shape = f"{first['passes']} passes x {first['tasks_per_pass']} tasks"
-    ax.set_title(f"{shape}: wall time = ideal + coordination overhead")
+    ax.set_title(f"Workflow, {shape}: wall = ideal + overhead")
     ax.legend(fontsize=7)
 
 
