@@ -40,6 +40,18 @@ async def test_password_url(secured: EmbeddedRedis) -> None:
     await _round_trip(Settings.from_flat({"url": secured.url, "namespace": "pw"}))
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_both_resp_protocols(secured: EmbeddedRedis, protocol: int) -> None:
+    """The hot paths parse raw replies themselves: RESP2 lists and RESP3 maps alike."""
+    url = f"{secured.url}?protocol={protocol}"
+    settings = Settings.from_flat({"url": url, "namespace": f"resp{protocol}"})
+    async with Swarm(settings) as swarm:
+        conn = await swarm.client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        assert conn.protocol == protocol
+        await swarm.client.connection_pool.release(conn)
+    await _round_trip(settings)
+
+
 async def test_wrong_password_is_a_clear_error(secured: EmbeddedRedis) -> None:
     url = f"redis://:wrong@127.0.0.1:{secured.port}/0"
     settings = Settings.from_flat({"url": url, "namespace": "pw"})

@@ -11,6 +11,7 @@ from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import DeadLetter, Finding
+from swarmstream.transport.connection import call
 from swarmstream.transport.scripts import Scripts
 
 
@@ -57,16 +58,19 @@ class Results:
 
         Returns the advanced cursors and the findings, in arrival order per spec.
         """
-        streams = {self.keys.spec(s).findings: c for s, c in cursors.items()}
-        by_key = {self.keys.spec(s).findings: s for s in cursors}
-        reply = await self.client.xread(streams, count=count, block=block_ms)
+        by_key = {self.keys.spec(s).findings.encode(): s for s in cursors}
+        args: list[Any] = ["XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *by_key]
+        reply = await call(self.client, *args, *cursors.values())
         out: list[Finding] = []
         nxt = dict(cursors)
-        for key, entries in reply or ():
-            spec = by_key[_s(key)]
-            for entry_id, fields in entries:
-                nxt[spec] = _s(entry_id)
-                out.append(codec.decode_finding(_s(entry_id), fields))
+        # RESP3 gives {stream: entries}, RESP2 [[stream, entries], ...]
+        for key, entries in reply.items() if isinstance(reply, dict) else reply or ():
+            spec = by_key[key]
+            for raw_id, flat in entries:
+                entry_id = raw_id.decode()
+                nxt[spec] = entry_id
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                out.append(codec.decode_finding(entry_id, fields))
         return nxt, out
 
     async def probe(self, spec: str, task_ids: Sequence[str]) -> tuple[str, list[Finding]]:

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
+from swarmstream.transport.connection import call, pipeline
 from swarmstream.transport.scripts import Scripts
 
 #: complete() outcomes per item
@@ -107,11 +108,19 @@ class Streams:
         before) or newer than the cursor, so waiting needs no extra probe."""
         await self.ensure_group(task.spec)
         k = self.keys.spec(task.spec)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xrevrange(k.findings, count=1)
-            pipe.get(k.done(task.id))
-            pipe.xadd(k.tasks, codec.encode_task(task))
-            last, marker, entry_id = await pipe.execute()
+        body = codec.encode_task(task)[codec.BODY]
+        replies = await pipeline(
+            self.client,
+            [
+                ("XREVRANGE", k.findings, "+", "-", "COUNT", 1),
+                ("GET", k.done(task.id)),
+                ("XADD", k.tasks, "*", codec.BODY, body),
+            ],
+        )
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        last, marker, entry_id = replies
         cursor = _s(last[0][0]) if last else "0-0"
         return _s(entry_id), cursor, marker
 
@@ -126,16 +135,11 @@ class Streams:
         self, specs: Sequence[str], consumer: str, count: int, block_ms: int
     ) -> list[Entry]:
         """XREADGROUP new entries of several specs in one blocking call."""
-        streams = {self.keys.spec(s).tasks: ">" for s in specs}
-        by_key = {self.keys.spec(s).tasks: s for s in specs}
+        by_key = {self.keys.spec(s).tasks.encode(): s for s in specs}
+        args: list[Any] = ["XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count]
+        args += ["BLOCK", block_ms, "STREAMS", *by_key, *([">"] * len(by_key))]
         try:
-            reply = await self.client.xreadgroup(
-                GROUP,
-                consumer,
-                streams,
-                count=count,
-                block=block_ms,
-            )
+            reply = await call(self.client, *args)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -144,10 +148,12 @@ class Streams:
                 await self.ensure_group(spec)
             return []
         out: list[Entry] = []
-        for key, entries in reply or ():
-            spec = by_key[_s(key)]
-            for entry_id, fields in entries:
-                out.append(Entry(spec, _s(entry_id), fields or {}, 1))
+        # RESP3 gives {stream: entries}, RESP2 [[stream, entries], ...]
+        for key, entries in reply.items() if isinstance(reply, dict) else reply or ():
+            spec = by_key[key]
+            for entry_id, flat in entries:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+                out.append(Entry(spec, entry_id.decode(), fields, 1))
         return out
 
     async def reclaim(
@@ -193,7 +199,11 @@ class Streams:
         r = self.retention
         args: list[Any] = [GROUP, consumer, r.done_ttl, r.findings_maxlen]
         args.append(codec.pack_for_lua(packed))
-        result = await self.scripts.complete(keys=keys, args=args)
+        script = self.scripts.complete
+        try:
+            result = await call(self.client, "EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            result = await script(keys=keys, args=args)  # loads it, then runs it
         return [int(r) for r in result]
 
     async def retry_later(

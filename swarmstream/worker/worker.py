@@ -324,7 +324,7 @@ class EphemeralWorker:
                     self._flush_wanted.set()  # batched by the flush loop
                 else:
                     self._flushing += 1  # now: the jobs after this one batch up
-                    await asyncio.shield(self._flush_now())
+                    await self._flush_now()
             else:
                 if not outcome.counted:
                     self._dispatched -= 1
@@ -379,6 +379,11 @@ class EphemeralWorker:
             self._flush_wanted.set()  # the flush loop retries with backoff
         finally:
             self._flushing -= 1
+            if any(self._buffer.values()):
+                # completions that arrived meanwhile, or a batch put back because this
+                # job was cancelled mid-write (the Lua step is idempotent and fenced,
+                # so writing it again is safe)
+                self._flush_wanted.set()
 
     async def _flush_loop(self) -> None:
         while not self._closing.is_set():
