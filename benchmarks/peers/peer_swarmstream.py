@@ -1,6 +1,6 @@
 """swarmstream on the peer benchmark's no-op workload (runs in the MAIN venv).
 
-Worker: ``python -m swarmstream worker bench --handler echo --concurrency 64``,
+Worker: ``python -m swarmstream worker bench --handler echo --concurrency 256``,
 one process, started with ``swarmstream.worker.process.spawn_worker`` in the
 namespace ``<prefix>``. Throughput: ``Swarm.submit_many`` in batches of 1000,
 completion = the spec's findings (``XLEN`` of the findings stream, or the ``ok``
@@ -31,7 +31,7 @@ from swarmstream.settings import Settings
 from swarmstream.worker.process import spawn_worker
 
 SPEC = "bench"
-CONCURRENCY = 64
+CONCURRENCY = 256
 BATCH = 1000
 
 
