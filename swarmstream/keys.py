@@ -31,6 +31,9 @@ Registries (one key each, no hash tag)::
     NS:worker:<name>           hash     worker state, expires with heartbeat TTL
     NS:shards                  zset     shard id -> last heartbeat (unix s)
 
+``swarmstream bench`` also writes its plain redis-py reference keys in its own
+throwaway namespace: ``NS:raw:{T}:<name>`` (tasks, results, ctx).
+
 An ACL user confined to one namespace needs only the key pattern ``~NS:*``.
 """
 
@@ -164,3 +167,7 @@ class Keys:
     @property
     def shards(self) -> str:
         return f"{self.namespace}:shards"
+
+    def raw(self, tag: str, name: str) -> str:
+        """A key of ``swarmstream bench``'s plain redis-py reference (not swarmstream's)."""
+        return f"{self.namespace}:raw:{{{validate_name('tag', tag)}}}:{name}"

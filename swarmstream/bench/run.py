@@ -1,27 +1,10 @@
-"""``swarmstream bench``: swarmstream against plain redis-py on one Redis server, both
-sides measured in the same run (interleaved, medians), in a few seconds.
-
-* enqueue: ``Swarm.submit_many`` in batches of 1000 vs a pipelined XADD of the same bodies;
-* consume: one worker process (``echo``, concurrency 128) vs a raw consumer process
-  (XREADGROUP COUNT 100; one pipeline per batch: XADD a result per task, XACK). Both
-  start first; each run pre-loads a staging stream (its group at 0) and releases it
-  with one RENAME over the stream the consumer blocks on: start-up is never timed;
-* latency: submit -> finding, one in flight, vs raw streams (XADD; the raw consumer
-  answers; XREAD BLOCK on its results): p50 and p99;
-* borrow: a cold ``ContextCache.borrow`` of a ~3.2 MB context vs a raw GET of the bytes.
-
-No URL: an embedded redis-server on a free port. A URL: every key lives in a fresh
-namespace ``bench-<hex>``, deleted with SCAN + UNLINK at the end; nothing is flushed.
-"""
+"""One ``swarmstream bench`` run: the processes, the measurements, ``run_bench``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
-import os
-import platform
 import secrets
 import signal
 import statistics
@@ -30,8 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,15 +22,21 @@ import msgpack
 import redis
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
-from swarmstream import __version__, codec
+from swarmstream import codec
+from swarmstream.bench.raw import drop_namespace, machine_info, stop_process, xadd_batches
+from swarmstream.bench.report import (
+    BATCH,
+    BORROW_REPEATS,
+    RAW_BLOCK_MS,
+    BenchConfig,
+    BenchReport,
+    Figure,
+)
 from swarmstream.client import Swarm
 from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.errors import ConfigError, SwarmstreamError
-from swarmstream.keys import GROUP
+from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Task
 from swarmstream.settings import Settings
 from swarmstream.shard.borrow import ContextCache
@@ -55,163 +44,11 @@ from swarmstream.shard.shard import MemoryShard
 from swarmstream.worker.process import spawn_worker
 
 SPEC, ENQ_SPEC, SHARD = "tp", "enq", "ctx"
-BATCH = 1000  # tasks per submit_many call / pipeline
-RAW_COUNT, RAW_BLOCK_MS = 100, 1000
 POLL = 0.002  # seconds between result counts while a consumer drains its backlog
 STALL = 20.0  # seconds without progress that fail a run
-BORROW_REPEATS, WARMUP = 40, 10
-TARGETS = {"consume": 0.8, "latency_p50": 1.3, "borrow": 1.3}  # issue 6, swarmstream/raw
+WARMUP = 10
 T = TypeVar("T")
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One comparison of swarmstream with raw redis-py, both measured in this run."""
-
-    key: str
-    label: str
-    unit: str  # "tasks/s" (higher is better) or "ms" (lower is better)
-    swarmstream: float
-    raw: float
-    samples: tuple[float, ...] = ()  # swarmstream's repeats (or latencies), in ``unit``
-    raw_samples: tuple[float, ...] = ()
-
-    @property
-    def ratio(self) -> float:
-        return self.swarmstream / self.raw
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.unit == "tasks/s"
-
-    @property
-    def met(self) -> bool | None:
-        """Whether the issue-6 target is met; None without a target."""
-        t = TARGETS.get(self.key)
-        if t is None:
-            return None
-        return self.ratio >= t if self.higher_is_better else self.ratio <= t
-
-    @property
-    def target(self) -> str | None:
-        t = TARGETS.get(self.key)
-        return None if t is None else f"{'>=' if self.higher_is_better else '<='} {t:g}x"
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What a run measures, and where."""
-
-    tasks: int = 10_000
-    requests: int = 300
-    repeats: int = 2
-    concurrency: int = 128
-    borrow_bytes: int = 3_200_000
-    redis: str = "embedded"  # or "external"
-    url: str = ""  # password redacted
-    namespace: str = field(default_factory=lambda: f"bench-{secrets.token_hex(6)}")
-    enqueue_batch: int = BATCH
-    raw_count: int = RAW_COUNT
-    borrow_repeats: int = BORROW_REPEATS
-
-
-@dataclass(frozen=True)
-class BenchReport:
-    """What ``run_bench`` measured, with the machine and the configuration."""
-
-    date: str
-    seconds: float
-    machine: dict[str, Any]
-    config: BenchConfig
-    figures: tuple[Figure, ...]
-
-    def figure(self, key: str) -> Figure:
-        return next(f for f in self.figures if f.key == key)
-
-    def to_json(self) -> dict[str, Any]:
-        figures = {
-            f.key: asdict(f) | {"ratio": f.ratio, "target": f.target, "met": f.met}
-            for f in self.figures
-        }
-        head = {"date": self.date, "seconds": round(self.seconds, 2), "machine": self.machine}
-        return head | {"config": asdict(self.config), "figures": figures}
-
-
-# -- the raw reference consumer (its own process: python -m swarmstream.bench) ----
-
-
-def raw_consumer(url: str, stream: str, results: str, name: str) -> None:
-    """Plain redis-py + hiredis: read up to RAW_COUNT tasks, then one pipeline per
-    batch with an XADD of a small msgpack result per task and one XACK. SIGTERM ends it."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    client: Any = redis.Redis.from_url(url, client_name=name)  # replies are bytes
-    packb, unpackb = msgpack.packb, msgpack.unpackb
-    while True:
-        reply = client.xreadgroup(GROUP, name, {stream: ">"}, count=RAW_COUNT, block=RAW_BLOCK_MS)
-        for _stream, entries in reply or ():
-            pipe = client.pipeline(transaction=False)
-            for _id, fields in entries:
-                task = unpackb(fields[b"body"])
-                out = {"task_id": task["id"], "status": "ok", "content": task["text"]}
-                out |= {"worker": name, "finished": time.time()}
-                pipe.xadd(results, {"task_id": task["id"], "status": "ok", "body": packb(out)})
-            pipe.xack(stream, GROUP, *(entry[0] for entry in entries))
-            pipe.execute()
-
-
-# -- helpers ---------------------------------------------------------------------
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM a child's process group, then SIGKILL it if it does not exit in time."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-
-
-async def xadd_batches(
-    client: Redis, stream: str, entries: Iterable[dict[Any, Any]], batch: int = BATCH
-) -> None:
-    """XADD ``entries`` to ``stream``, ``batch`` per pipelined round trip."""
-    items = iter(entries)
-    while chunk := list(itertools.islice(items, batch)):
-        async with client.pipeline(transaction=False) as pipe:
-            for fields in chunk:
-                pipe.xadd(stream, fields)
-            await pipe.execute()
-
-
-async def drop_namespace(client: Redis, namespace: str) -> int:
-    """UNLINK every key of ``namespace`` (SCAN MATCH ns:*), and nothing else."""
-    removed, batch = 0, []
-    async for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            removed, batch = removed + await client.unlink(*batch), []
-    return removed + (await client.unlink(*batch) if batch else 0)
-
-
-def machine_info(redis_version: str) -> dict[str, Any]:
-    hiredis: Any = None
-    with contextlib.suppress(ImportError):
-        import hiredis
-    return {
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "redis_server": redis_version,
-        "redis_py": redis.__version__,
-        "hiredis": hiredis.__version__ if hiredis and redis.utils.HIREDIS_AVAILABLE else None,
-        "swarmstream": __version__,
-    }
 
 
 async def _alternate(
@@ -290,7 +127,7 @@ class _Run:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def raw_key(self, tag: str, name: str) -> str:
-        return f"{self.cfg.namespace}:raw:{{{tag}}}:{name}"
+        return Keys(self.cfg.namespace).raw(tag, name)
 
     def start(
         self, name: str, argv: list[str], settings: Settings
@@ -544,50 +381,3 @@ def run_bench(
         finally:
             run.stop_processes()  # done already, unless the run was interrupted
     return BenchReport(date, time.monotonic() - started, machine_info(version), cfg, (*figures,))
-
-
-# -- rendering ---------------------------------------------------------------------
-
-
-def _value(x: float, unit: str) -> str:
-    return f"{x:,.0f}" if unit == "tasks/s" else f"{x:.3g}"
-
-
-def render(report: BenchReport) -> RenderableType:
-    """The report as a Rich table (80 columns), a verdict per issue-6 target, a footer."""
-    m, cfg = report.machine, report.config
-    load = "" if m["load_avg_1m"] is None else f", load {m['load_avg_1m']:.2f}"
-    head = (
-        f"swarmstream bench: redis {m['redis_server']} ({cfg.redis}), {m['cpu_count']} CPUs"
-        f"{load}, python {m['python']}, redis-py {m['redis_py']}, hiredis {m['hiredis'] or 'no'}"
-    )
-    table = Table(header_style="bold")
-    for col in ("measurement", "swarmstream", "raw redis-py", "ratio", "target"):
-        table.add_column(col, justify="left" if col == "measurement" else "right")
-    lines: list[RenderableType] = [Text(head, style="bold"), table]
-    for f in report.figures:
-        style = {True: "green", False: "red", None: "dim"}[f.met]
-        ratio, target = Text(f"{f.ratio:.2f}x", style="bold"), Text(f.target or "-", style=style)
-        label = f"{f.label} ({f.unit})"
-        table.add_row(label, _value(f.swarmstream, f.unit), _value(f.raw, f.unit), ratio, target)
-        if f.target:
-            verdict = f"{'meets' if f.met else 'misses'} the {f.target} target"
-            lines.append(Text(f"{f.label}: {f.ratio:.2f}x raw, ").append(verdict, style))
-    foot = (
-        f"ratio = swarmstream/raw, medians of {cfg.repeats} interleaved repeats of {cfg.tasks:,} "
-        f"tasks and of {cfg.requests} round trips a side. The targets are informational, and "
-        f"the figures move with machine load. {report.seconds:.1f} s in all."
-    )
-    return Group(*lines, Text(foot, style="dim"))
-
-
-def _main(argv: list[str]) -> int:
-    if argv[:1] == ["_raw-consumer"] and len(argv) == 5:
-        raw_consumer(*argv[1:])
-        return 0
-    print("internal use: _raw-consumer URL STREAM RESULTS NAME", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
