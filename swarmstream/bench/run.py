@@ -358,11 +358,14 @@ def run_bench(
 
     ``url`` None runs on an embedded redis-server. Raises ConfigError for bad sizes
     or a bad URL, ConnectionFailed when Redis cannot be reached."""
-    if tasks < 10 or requests < 2 or not 1 <= repeats <= 100 or concurrency < 1:
-        raise ConfigError(
-            f"--tasks must be at least 10 (got {tasks}), --requests at least 2 (got "
-            f"{requests}), --repeats 1 to 100 (got {repeats}), concurrency at least 1"
-        )
+    problems = [
+        f"--tasks must be at least 10 (got {tasks})" if tasks < 10 else "",
+        f"--requests at least 2 (got {requests})" if requests < 2 else "",
+        f"--repeats 1 to 100 (got {repeats})" if not 1 <= repeats <= 100 else "",
+        f"concurrency at least 1 (got {concurrency})" if concurrency < 1 else "",
+    ]
+    if any(problems):
+        raise ConfigError(", ".join(p for p in problems if p))
     if not 0 < borrow_mb <= 512:
         raise ConfigError(f"the context size must be above 0 and at most 512 MB, not {borrow_mb}")
     redacted = Settings.from_flat({"url": url}).redis.redacted_url if url else ""  # checks it
