@@ -73,7 +73,7 @@ def test_cli_bench_on_its_own_embedded_server_writes_json(tmp_path: Path) -> Non
     ("args", "code", "needle"),
     [
         (["bench", "--tasks", "1"], 2, "--tasks must be at least 10"),
-        (["bench", "--requests", "1"], 2, "--requests at least 2"),
+        (["bench", "--requests", "1"], 2, "--requests must be at least 2"),
         (["bench", "--redis-url", "http://x"], 2, "invalid Redis URL"),
         (["bench", "--json", "/no/such/folder/out.json"], 2, "a file in an existing folder"),
         (["bench", "--json", "/"], 2, "a file in an existing folder"),

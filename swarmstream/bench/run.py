@@ -360,9 +360,9 @@ def run_bench(
     or a bad URL, ConnectionFailed when Redis cannot be reached."""
     problems = [
         f"--tasks must be at least 10 (got {tasks})" if tasks < 10 else "",
-        f"--requests at least 2 (got {requests})" if requests < 2 else "",
-        f"--repeats 1 to 100 (got {repeats})" if not 1 <= repeats <= 100 else "",
-        f"concurrency at least 1 (got {concurrency})" if concurrency < 1 else "",
+        f"--requests must be at least 2 (got {requests})" if requests < 2 else "",
+        f"--repeats must be 1 to 100 (got {repeats})" if not 1 <= repeats <= 100 else "",
+        f"concurrency must be at least 1 (got {concurrency})" if concurrency < 1 else "",
     ]
     if any(problems):
         raise ConfigError(", ".join(p for p in problems if p))
