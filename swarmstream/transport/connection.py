@@ -79,6 +79,20 @@ async def server_version(client: Redis, settings: RedisSettings) -> tuple[int, .
     return version
 
 
+_hiredis_pack: Any
+try:  # hiredis's C packer: ~0.6 µs a command, against ~5 µs for redis-py's asyncio one
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    _hiredis_pack = None
+
+
+def _pack(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
+    """The commands as RESP bytes (or redis-py's list of chunks without hiredis)."""
+    if _hiredis_pack is None:
+        return conn.pack_commands(commands)
+    return b"".join(_hiredis_pack(tuple(c)) for c in commands)
+
+
 async def call(client: Redis, *args: Any) -> Any:
     """Run one command on a pooled connection and return the reply as RESP gives it.
 
@@ -102,7 +116,7 @@ async def pipeline(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any
     try:
 
         async def attempt() -> list[Any]:
-            await conn.send_packed_command(conn.pack_commands(commands))
+            await conn.send_packed_command(_pack(conn, commands))
             out = []
             for _ in commands:
                 try:
