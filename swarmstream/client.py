@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from swarmstream.codec import entry_order
 from swarmstream.codec import text as _s
 from swarmstream.errors import TaskNotFound, WaitTimeout
 from swarmstream.keys import Keys, validate_name
@@ -23,11 +24,6 @@ from swarmstream.transport.streams import Streams
 #: either, ``wait`` probes Redis instead (same result, one more round trip)
 WATCH_LIMIT = 10_000
 WATCH_FRESH = 30.0
-
-
-def _id_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Swarm:
@@ -152,7 +148,7 @@ class Swarm:
         fresh = time.monotonic() - WATCH_FRESH
         if all(h is not None and h[0] >= fresh for h in hints):
             known = [h for h in hints if h is not None]
-            cursor = min((h[1] for h in known), key=_id_order)
+            cursor = min((h[1] for h in known), key=entry_order)
             return cursor, await self.results.entries(spec, [h[2] for h in known if h[2]])
         return await self.results.probe(spec, sorted(ids))
 

@@ -49,6 +49,12 @@ def text(value: bytes | str) -> str:
 _s = text
 
 
+def entry_order(entry_id: str | None) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as a sortable pair; ``None`` sorts first."""
+    ms, _, seq = (entry_id or "0-0").partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
 def encode_task(task: Task) -> dict[str, bytes]:
     """Stream fields for a task (msgpack body)."""
     body: dict[str, Any] = {
@@ -224,19 +230,80 @@ def finding_body(
 
     The worker's hot path builds it straight from the task and the handler's result,
     without a Finding object; ``encode_finding`` gives the same bytes for a Finding."""
+    return _finding_body(
+        task.id,
+        task.spec,
+        status,
+        content,
+        task.shard,
+        task.pass_no,
+        worker,
+        sources,
+        usage,
+        data,
+        task.attempt,
+        task.created,
+        started,
+        finished,
+        error,
+        wire,
+    )
+
+
+def encode_finding(finding: Finding, wire: str = MSGPACK) -> bytes:
+    """The body of a finding entry, in the wire encoding of its task."""
+    f = finding
+    return _finding_body(
+        f.task_id,
+        f.spec,
+        f.status.value,
+        f.content,
+        f.shard,
+        f.pass_no,
+        f.worker,
+        f.sources,
+        f.usage,
+        f.data,
+        f.attempt,
+        f.created,
+        f.started,
+        f.finished,
+        f.error,
+        wire,
+    )
+
+
+def _finding_body(
+    task_id: str,
+    spec: str,
+    status: str,
+    content: str,
+    shard: str | None,
+    pass_no: int,
+    worker: str,
+    sources: Sequence[str],
+    usage: dict[str, Any] | None,
+    data: Any,
+    attempt: int,
+    created: float,
+    started: float,
+    finished: float,
+    error: str | None,
+    wire: str,
+) -> bytes:
     body = {
-        "task_id": task.id,
-        "spec": task.spec,
+        "task_id": task_id,
+        "spec": spec,
         "status": status,
         "content": content,
-        "shard": task.shard,
-        "pass": task.pass_no,
+        "shard": shard,
+        "pass": pass_no,
         "worker": worker,
         "sources": list(sources),
         "usage": usage,
         "data": data,
-        "attempt": task.attempt,
-        "created": task.created,
+        "attempt": attempt,
+        "created": created,
         "started": started,
         "finished": finished,
         "duration_ms": round(max(0.0, (finished - started) * 1000.0), 3),
@@ -245,31 +312,6 @@ def finding_body(
     if wire == JSON:
         return json.dumps(body, default=str, ensure_ascii=False).encode()
     return _PACKER.pack(body)  # type: ignore[no-any-return]
-
-
-def encode_finding(finding: Finding, wire: str = MSGPACK) -> bytes:
-    """The body of a finding entry, in the wire encoding of its task."""
-    body = {
-        "task_id": finding.task_id,
-        "spec": finding.spec,
-        "status": finding.status.value,
-        "content": finding.content,
-        "shard": finding.shard,
-        "pass": finding.pass_no,
-        "worker": finding.worker,
-        "sources": list(finding.sources),
-        "usage": finding.usage,
-        "data": finding.data,
-        "attempt": finding.attempt,
-        "created": finding.created,
-        "started": finding.started,
-        "finished": finding.finished,
-        "duration_ms": round(finding.duration_ms, 3),
-        "error": finding.error,
-    }
-    if wire == JSON:
-        return json.dumps(body, default=str, ensure_ascii=False).encode()
-    return pack(body)
 
 
 def finding_fields(finding: Finding, wire: str = MSGPACK) -> dict[str, bytes | str]:

@@ -207,9 +207,8 @@ def _workers(rows: list[dict[bytes, bytes]]) -> tuple[WorkerInfo, ...]:
 
 
 def _entry_key(finding: Finding) -> tuple[int, int]:
-    """Stream entry id as a sortable pair (Redis server clock, then sequence)."""
-    ms, _, seq = (finding.entry_id or "0-0").partition("-")
-    return int(ms or 0), int(seq or 0)
+    """A finding's stream entry id as a sortable pair (server clock, then sequence)."""
+    return codec.entry_order(finding.entry_id)
 
 
 def _feed(raw_specs: list[dict[str, Any]], previous: Snapshot | None) -> tuple[Finding, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -136,3 +136,16 @@ async def pipeline(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any
         raise
     finally:
         await pool.release(conn)
+
+
+def fields_of(flat: Sequence[bytes] | None) -> dict[bytes, bytes]:
+    """A stream entry's ``[field, value, ...]`` as a dict ({} for a deleted entry)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+
+
+def stream_entries(reply: Any) -> Iterator[tuple[bytes, str, dict[bytes, bytes]]]:
+    """(stream key, entry id, fields) of a raw XREAD / XREADGROUP reply, as ``call``
+    returns it: RESP3 ``{stream: entries}`` or RESP2 ``[[stream, entries], ...]``."""
+    for key, entries in reply.items() if isinstance(reply, dict) else reply or ():
+        for entry_id, flat in entries:
+            yield key, entry_id.decode(), fields_of(flat)

@@ -11,7 +11,7 @@ from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import DeadLetter, Finding
-from swarmstream.transport.connection import call
+from swarmstream.transport.connection import call, stream_entries
 from swarmstream.transport.scripts import Scripts
 
 
@@ -63,14 +63,9 @@ class Results:
         reply = await call(self.client, *args, *cursors.values())
         out: list[Finding] = []
         nxt = dict(cursors)
-        # RESP3 gives {stream: entries}, RESP2 [[stream, entries], ...]
-        for key, entries in reply.items() if isinstance(reply, dict) else reply or ():
-            spec = by_key[key]
-            for raw_id, flat in entries:
-                entry_id = raw_id.decode()
-                nxt[spec] = entry_id
-                fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                out.append(codec.decode_finding(entry_id, fields))
+        for key, entry_id, fields in stream_entries(reply):
+            nxt[by_key[key]] = entry_id
+            out.append(codec.decode_finding(entry_id, fields))
         return nxt, out
 
     async def probe(self, spec: str, task_ids: Sequence[str]) -> tuple[str, list[Finding]]:

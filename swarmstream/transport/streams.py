@@ -18,7 +18,7 @@ from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
-from swarmstream.transport.connection import call, pipeline
+from swarmstream.transport.connection import call, fields_of, pipeline, stream_entries
 from swarmstream.transport.scripts import Scripts
 
 #: complete() outcomes per item
@@ -147,14 +147,7 @@ class Streams:
             for spec in specs:
                 await self.ensure_group(spec)
             return []
-        out: list[Entry] = []
-        # RESP3 gives {stream: entries}, RESP2 [[stream, entries], ...]
-        for key, entries in reply.items() if isinstance(reply, dict) else reply or ():
-            spec = by_key[key]
-            for entry_id, flat in entries:
-                fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
-                out.append(Entry(spec, entry_id.decode(), fields, 1))
-        return out
+        return [Entry(by_key[key], eid, fields, 1) for key, eid, fields in stream_entries(reply)]
 
     async def reclaim(
         self, spec: str, consumer: str, min_idle_ms: int, start: str, count: int
@@ -166,12 +159,10 @@ class Streams:
         )
         for entry_id in vanished:
             await self.note_vanished(spec, _s(entry_id), consumer)
-        out = []
-        for i in range(0, len(flat), 3):
-            raw = flat[i + 1]
-            fields = {raw[j]: raw[j + 1] for j in range(0, len(raw), 2)}
-            out.append(Entry(spec, _s(flat[i]), fields, int(flat[i + 2])))
-        return _s(nxt), out
+        triples = range(0, len(flat), 3)
+        return _s(nxt), [
+            Entry(spec, _s(flat[i]), fields_of(flat[i + 1]), int(flat[i + 2])) for i in triples
+        ]
 
     async def renew(self, spec: str, consumer: str, entry_ids: Iterable[str]) -> list[str]:
         """Renew leases on entries still owned; returns the ids whose lease was lost."""

@@ -323,7 +323,6 @@ class EphemeralWorker:
                 if self._flushing or self._stop.is_set():
                     self._flush_wanted.set()  # batched by the flush loop
                 else:
-                    self._flushing += 1  # now: the jobs after this one batch up
                     await self._flush_now()
             else:
                 if not outcome.counted:
@@ -371,8 +370,10 @@ class EphemeralWorker:
         """Record the buffer right away, in the finishing task's own turn: when no
         flush is in flight, a finding goes out without a hop to the flush loop (one
         event-loop turn less on every task's latency); under load, completions
-        pile up meanwhile and the flush loop records them in batches. The caller
-        has counted this flush in ``_flushing``."""
+        pile up meanwhile and the flush loop records them in batches. It is counted
+        in ``_flushing`` before its first await, so the jobs finishing in the same
+        turn see it and batch up behind it."""
+        self._flushing += 1
         try:
             await self._flush_once()
         except TRANSIENT:
