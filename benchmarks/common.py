@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import json
 import os
 import platform
+import signal
+import statistics
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import redis
+from rich.console import Console
 
+from swarmstream.bench.raw import machine_info as package_machine_info
 from swarmstream.embedded import EmbeddedRedis, free_port
 
 
@@ -52,6 +59,25 @@ def redis_server(url: str | None, prefix: str = "swarmstream-bench-") -> Iterato
                 server.stop()
 
 
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median, p90, quartiles, min and max (same unit as the input)."""
+    xs = sorted(values)
+    if len(xs) >= 2:
+        q = statistics.quantiles(xs, n=20, method="inclusive")  # 5 % steps
+        q1, q3, p90 = q[4], q[14], q[17]
+    else:
+        q1 = q3 = p90 = xs[0]
+    return {
+        "median": statistics.median(xs),
+        "p90": p90,
+        "q1": q1,
+        "q3": q3,
+        "min": xs[0],
+        "max": xs[-1],
+        "n": len(xs),
+    }
+
+
 def machine_info(redis_version: str) -> dict[str, Any]:
     """Machine, versions and git state, recorded with every result."""
     cpu_model = ""
@@ -74,27 +100,13 @@ def machine_info(redis_version: str) -> dict[str, Any]:
             check=True,
         ).stdout.strip()
         git = {"commit": head, "swarmstream_dirty": bool(dirty)}
-    try:
-        import hiredis
-
-        hiredis_version = hiredis.__version__
-    except ImportError:
-        hiredis_version = None
-    from importlib.metadata import version
-
-    return {
-        "cpu_count": os.cpu_count(),
+    # the package's own record (what `swarmstream bench --json` writes), plus more
+    return package_machine_info(redis_version) | {
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
         "python_impl": platform.python_implementation(),
-        "redis_server": redis_version,
-        "redis_py": redis.__version__,
-        "hiredis": hiredis_version,
         "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
         "msgpack": ".".join(map(str, msgpack.version)),
-        "swarmstream": version("swarmstream"),
         "git": git,
     }
 
@@ -102,3 +114,34 @@ def machine_info(redis_version: str) -> dict[str, Any]:
 def interrupt(signum: int, frame: Any) -> None:
     """SIGTERM handler: unwind like Ctrl-C, so servers stop and keys are deleted."""
     raise KeyboardInterrupt
+
+
+def describe(srv: Server, detail: str = "") -> str:
+    """The line a script prints about the server it measures on."""
+    where = "embedded" if srv.embedded else "external"
+    return f"redis {srv.version} at {srv.url} ({where}); {detail}cpus {os.cpu_count()}"
+
+
+def drive(
+    args: argparse.Namespace,
+    measure: Callable[[Server], Awaitable[dict[str, Any]]],
+    show: Callable[[dict[str, Any]], None],
+    console: Console,
+) -> dict[str, Any]:
+    """The body of a benchmark script's ``main``: SIGTERM unwinds like Ctrl-C (children
+    stopped, keys deleted); ``measure`` runs on the ``--redis-url`` server or an
+    embedded one; the report gets its wall time, is shown, and is written to ``--json``."""
+    signal.signal(signal.SIGTERM, interrupt)
+    started = time.perf_counter()
+
+    async def on_server() -> dict[str, Any]:
+        with redis_server(args.redis_url) as srv:
+            return await measure(srv)
+
+    report = asyncio.run(on_server())
+    report["wall_s"] = round(time.perf_counter() - started, 2)
+    show(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        console.print(f"wrote {args.json}")
+    return report

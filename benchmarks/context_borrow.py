@@ -25,15 +25,11 @@ fresh namespace that is deleted at the end; nothing is flushed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import random
 import resource
-import signal
-import statistics
 import sys
 import time
 import uuid
@@ -46,6 +42,7 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from swarmstream.bench.raw import drop_namespace
 from swarmstream.client import Swarm
 from swarmstream.settings import Settings
 from swarmstream.shard.borrow import ContextCache
@@ -53,7 +50,7 @@ from swarmstream.shard.context import Manifest, build
 from swarmstream.shard.shard import MemoryShard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server
+from benchmarks.common import Server, drive, machine_info, summarize
 
 SHARD = "bench"
 SPEC = "bench"
@@ -112,25 +109,6 @@ def corpus(total_bytes: int, documents: int = DOCUMENTS, seed: int = 42) -> list
 
 
 # -- statistics ----------------------------------------------------------------
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    """Median, p90, quartiles, min and max (same unit as the input)."""
-    xs = sorted(values)
-    if len(xs) >= 2:
-        q = statistics.quantiles(xs, n=20, method="inclusive")  # 5 % steps
-        q1, q3, p90 = q[4], q[14], q[17]
-    else:
-        q1 = q3 = p90 = xs[0]
-    return {
-        "median": statistics.median(xs),
-        "p90": p90,
-        "q1": q1,
-        "q3": q3,
-        "min": xs[0],
-        "max": xs[-1],
-        "n": len(xs),
-    }
 
 
 # -- the measurements ------------------------------------------------------------
@@ -263,12 +241,6 @@ async def setup(client: Redis, url: str, ns: str, total_bytes: int) -> Fixture:
     return Fixture(client, shard, raw_key, raw, manifest, warm)
 
 
-async def drop(client: Redis, namespace: str) -> int:
-    """Delete every key of one namespace (never anything else)."""
-    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-    return int(await client.unlink(*keys)) if keys else 0
-
-
 # -- report --------------------------------------------------------------------
 
 
@@ -346,7 +318,7 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
         samples = await run_interleaved(main_ops(fx) | part_ops(fx, version), args.repeat)
     finally:
         with contextlib.suppress(Exception):
-            await drop(client, ns)
+            await drop_namespace(client, ns)
         await client.aclose()
     results = {name: entry(name, s) for name, s in samples.items()}
     raw = results["raw"]["ms"]["median"]
@@ -366,11 +338,6 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
         "results": results,
         "ratios": {n: results[n]["ms"]["median"] / raw for n in MAIN if n != "raw"},
     }
-
-
-async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    with redis_server(args.redis_url) as srv:
-        return await run_all(args, srv.url, srv.version)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -396,14 +363,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, interrupt)  # stop the server and drop the keys on SIGTERM
-    started = time.perf_counter()
-    report = asyncio.run(amain(args))
-    report["wall_s"] = round(time.perf_counter() - started, 2)
-    print_report(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        console.print(f"wrote {args.json}")
+
+    async def measure(srv: Server) -> dict[str, Any]:
+        return await run_all(args, srv.url, srv.version)
+
+    drive(args, measure, print_report, console)
     return 0
 
 

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import random
 import signal
 import statistics
@@ -65,7 +64,7 @@ from swarmstream.worker.process import spawn_worker
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server  # noqa: E402
+from benchmarks.common import describe, interrupt, machine_info, redis_server  # noqa: E402
 from benchmarks.throughput import stop_process  # noqa: E402
 
 SPEC = "bench"
@@ -576,11 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with redis_server(args.redis_url, prefix="swarmstream-latency-") as srv:
         h = Harness(srv.url, srv.tmp, args)
-        console.print(
-            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
-            f"{args.rounds} rounds; cpus {os.cpu_count()}",
-            highlight=False,
-        )
+        console.print(describe(srv, f"{args.rounds} rounds; "), highlight=False)
         try:
             run(h)
         finally:

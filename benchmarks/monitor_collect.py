@@ -49,9 +49,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import io
-import json
-import signal
-import statistics
 import sys
 import threading
 import time
@@ -66,6 +63,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmstream import codec
+from swarmstream.bench.raw import drop_namespace
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Status, Task, WorkerInfo, WorkerState
 from swarmstream.monitor.live import Monitor
@@ -77,7 +75,7 @@ from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server
+from benchmarks.common import Server, drive, machine_info, summarize
 
 console = Console() if sys.stdout.isatty() else Console(width=150)
 TARGET_S = 1.0  # one refresh over an 80 ms RTT link
@@ -93,25 +91,6 @@ return #r[1][2]
 
 
 # -- statistics ---------------------------------------------------------------------
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    """Median, p90, quartiles, min and max (same unit as the input)."""
-    xs = sorted(values)
-    if len(xs) >= 2:
-        q = statistics.quantiles(xs, n=20, method="inclusive")  # 5 % steps
-        q1, q3, p90 = q[4], q[14], q[17]
-    else:
-        q1 = q3 = p90 = xs[0]
-    return {
-        "median": statistics.median(xs),
-        "p90": p90,
-        "q1": q1,
-        "q3": q3,
-        "min": xs[0],
-        "max": xs[-1],
-        "n": len(xs),
-    }
 
 
 # -- counting round trips on the client's connections ------------------------------
@@ -418,20 +397,6 @@ async def load(client: Redis, ns: str, shape: Shape) -> dict[str, float]:
     return phases
 
 
-async def drop(client: Redis, namespace: str) -> int:
-    """Delete every key of one namespace (never anything else)."""
-    removed = 0
-    batch: list[bytes] = []
-    async for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            removed += int(await client.unlink(*batch))
-            batch.clear()
-    if batch:
-        removed += int(await client.unlink(*batch))
-    return removed
-
-
 # -- measuring ----------------------------------------------------------------------
 
 
@@ -618,7 +583,7 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
         proxy = await measure_proxy(settings, host, port, args.proxy_runs)
     finally:
         with contextlib.suppress(Exception):
-            await drop(admin, ns)
+            await drop_namespace(admin, ns)
         await admin.aclose()
     entries = shape.pending + shape.backlog
     loopback = {k: summarize(v) if isinstance(v, list) else v for k, v in loopback.items()}
@@ -649,11 +614,6 @@ async def run_all(args: argparse.Namespace, url: str, redis_version: str) -> dic
         "proxy": proxy,
         "refresh_ok": proxy["refresh_ms"]["max"] < TARGET_S * 1000,
     }
-
-
-async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    with redis_server(args.redis_url) as srv:
-        return await run_all(args, srv.url, srv.version)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -694,14 +654,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, interrupt)  # stop the server and drop the keys on SIGTERM
-    started = time.perf_counter()
-    report = asyncio.run(amain(args))
-    report["wall_s"] = round(time.perf_counter() - started, 2)
-    print_report(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        console.print(f"wrote {args.json}")
+
+    async def measure(srv: Server) -> dict[str, Any]:
+        return await run_all(args, srv.url, srv.version)
+
+    report = drive(args, measure, print_report, console)
     return 0 if report["refresh_ok"] else 1
 
 

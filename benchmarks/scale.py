@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -42,13 +40,13 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server
-from benchmarks.throughput import Bench, cpu_seconds, stop_process, summarize, wait_consumer
+from benchmarks.common import Server, describe, drive, machine_info, summarize
+from benchmarks.throughput import Bench, Layout, cpu_seconds, start_workers, stop_process
+from swarmstream.bench.raw import drop_namespace
 from swarmstream.client import Swarm
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Task
 from swarmstream.settings import Retention, Settings, WorkerSettings
-from swarmstream.worker.process import spawn_worker
 
 SPEC = "scale"
 POLL = 0.002  # completion poll
@@ -59,23 +57,15 @@ console = Console() if sys.stdout.isatty() else Console(width=150)
 
 
 @dataclass(frozen=True)
-class Layout:
-    workers: int  # concurrency slots asked for
-    processes: int
-    concurrency: int
+class ScaleLayout(Layout):
+    """A layout for a number of workers (concurrency slots) asked for."""
 
-    @property
-    def slots(self) -> int:
-        return self.processes * self.concurrency
-
-    @property
-    def label(self) -> str:
-        return f"{self.processes}x{self.concurrency}"
+    workers: int = 0
 
 
-def layout(workers: int, max_processes: int) -> Layout:
+def layout(workers: int, max_processes: int) -> ScaleLayout:
     processes = min(workers, max_processes)
-    return Layout(workers, processes, math.ceil(workers / processes))
+    return ScaleLayout(processes, math.ceil(workers / processes), workers)
 
 
 @dataclass
@@ -180,7 +170,7 @@ class Options:
 
 
 async def measure(
-    bench: Bench, n: int, lay: Layout, sleep_ms: float, repeat: int, opt: Options
+    bench: Bench, n: int, lay: ScaleLayout, sleep_ms: float, repeat: int, opt: Options
 ) -> Cell:
     kind = "sleep" if sleep_ms > 0 else "echo"
     ns = bench.namespace(f"scale-{kind}-{n}-{lay.workers}")
@@ -212,15 +202,7 @@ async def measure(
                 await swarm.submit_many(batch)
         preload = time.perf_counter() - t0
         mem_loaded = await used_memory(client)
-        names = [f"{ns}-w{i}" for i in range(lay.processes)]
-        for name in names:
-            log = bench.tmp / f"{name}.log"
-            with log.open("wb") as out:
-                procs.append(
-                    spawn_worker([SPEC], kind, settings, name=name, stdout=out, stderr=out)
-                )
-        for name, proc in zip(names, procs, strict=True):
-            await wait_consumer(client, f"swarmstream:{name}", proc, bench.tmp / f"{name}.log")
+        await start_workers(bench, client, settings, SPEC, kind, ns, lay.processes, procs)
 
         # -- timed: release the backlog, wait for n findings, sample memory
         cpu_w0 = [cpu_seconds(p.pid) for p in procs]
@@ -299,8 +281,8 @@ async def measure(
         return cell
     finally:
         stop_all(procs)
-        await bench.drop(client, ns)
-        await bench.drop(client, stage_ns)
+        await drop_namespace(client, ns)
+        await drop_namespace(client, stage_ns)
         await settle(client)
         await client.aclose()
 
@@ -669,44 +651,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark as configured by ``args`` (see ``parse_args``); returns the report."""
-    started = time.perf_counter()
-    with redis_server(args.redis_url) as srv:
-        bench = Bench(srv.url, srv.pid, srv.tmp)
-        console.print(
-            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
-            f"cpus {os.cpu_count()}",
-            highlight=False,
-        )
-        report = await run_all(args, bench, srv.version)
-    report["wall_s"] = round(time.perf_counter() - started, 2)
-    return report
-
-
-def run(argv: Sequence[str] = (), **options: Any) -> dict[str, Any]:
-    """For a suite: ``run(["--quick"])`` or ``run(quick=True, redis_url=url)``; prints the
-    tables, writes ``--json`` if given, returns the report."""
-    extra: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            extra.append(flag)
-        elif value not in (None, False):
-            extra += [flag, str(value)]
-    args = parse_args([*argv, *extra])
-    report = asyncio.run(main_async(args))
-    print_tables(report)
-    console.print(f"total {report['wall_s']:.1f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        console.print(f"wrote {args.json}")
-    return report
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, interrupt)  # clean up children and keys on SIGTERM too
-    run(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    async def measure(srv: Server) -> dict[str, Any]:
+        console.print(describe(srv), highlight=False)
+        return await run_all(args, Bench(srv.url, srv.pid, srv.tmp), srv.version)
+
+    def show(report: dict[str, Any]) -> None:
+        print_tables(report)
+        console.print(f"total {report['wall_s']:.1f} s")
+
+    drive(args, measure, show, console)
     return 0
 
 

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -43,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import redis
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from swarmstream import codec
+from swarmstream.bench.raw import drop_namespace
+from swarmstream.bench.report import RAW_BLOCK_MS, RAW_COUNT
 from swarmstream.client import Swarm
 from swarmstream.keys import GROUP, Keys, SpecKeys
 from swarmstream.models import Task
@@ -56,44 +55,12 @@ from swarmstream.settings import Retention, Settings
 from swarmstream.worker.process import spawn_worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server
+from benchmarks.common import Server, describe, drive, machine_info, summarize
 
 SPEC = "bench"
-RAW_COUNT = 100
-RAW_BLOCK_MS = 1000
 POLL = 0.002
 STALL = 30.0
 console = Console() if sys.stdout.isatty() else Console(width=150)
-
-
-# -- the raw reference consumer (runs in its own process) ---------------------
-
-
-def raw_consumer(url: str, stream: str, results: str, consumer: str, count: int) -> None:
-    """Read a batch, write one small msgpack result per task, ack: one pipeline per batch."""
-    client: Any = redis.Redis.from_url(url, client_name=consumer)  # replies are bytes
-    packb, unpackb = msgpack.packb, msgpack.unpackb
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        reply = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=count, block=RAW_BLOCK_MS)
-        if not reply:
-            continue
-        pipe = client.pipeline(transaction=False)
-        for _key, entries in reply:
-            ids = []
-            for entry_id, fields in entries:
-                task = unpackb(fields[b"body"], raw=False)
-                body = {
-                    "task_id": task["id"],
-                    "status": "ok",
-                    "content": task["text"],
-                    "worker": consumer,
-                    "finished": time.time(),
-                }
-                pipe.xadd(results, {"task_id": task["id"], "status": "ok", "body": packb(body)})
-                ids.append(entry_id)
-            pipe.xack(stream, GROUP, *ids)
-        pipe.execute()
 
 
 # -- measuring helpers --------------------------------------------------------
@@ -117,22 +84,6 @@ def cpu_total(pids: int | list[int] | None) -> float | None:
         return cpu_seconds(pids)
     values = [cpu_seconds(p) for p in pids]
     return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    xs = sorted(values)
-    if len(xs) >= 2:
-        q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
-    else:
-        q1 = q3 = xs[0]
-    return {
-        "median": statistics.median(xs),
-        "min": xs[0],
-        "max": xs[-1],
-        "q1": q1,
-        "q3": q3,
-        "n": len(xs),
-    }
 
 
 @dataclass
@@ -174,19 +125,6 @@ class Bench:
     async def client(self) -> Redis:
         return Redis.from_url(self.url, decode_responses=False)
 
-    async def drop(self, client: Redis, namespace: str) -> int:
-        """Delete every key of one namespace (never anything else)."""
-        removed = 0
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{namespace}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 2000:
-                removed += await client.unlink(*batch)
-                batch.clear()
-        if batch:
-            removed += await client.unlink(*batch)
-        return removed
-
 
 async def wait_consumer(client: Redis, name: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     """Wait until a connection named ``name`` is blocked in XREADGROUP (CLIENT LIST)."""
@@ -200,6 +138,46 @@ async def wait_consumer(client: Redis, name: str, proc: subprocess.Popen[bytes],
                 return
         await asyncio.sleep(0.01)
     raise RuntimeError(f"consumer {name} never blocked in XREADGROUP")
+
+
+async def start_workers(
+    bench: Bench,
+    client: Redis,
+    settings: Settings,
+    spec: str,
+    handler: str,
+    prefix: str,
+    count: int,
+    into: list[subprocess.Popen[bytes]],
+) -> list[Path]:
+    """Start ``count`` worker processes of ``spec`` named ``<prefix>-w<i>`` (appended to ``into`` as
+    they start, so the caller's cleanup stops them all) and wait until each is blocked
+    in XREADGROUP. Returns their log files."""
+    logs = []
+    for i in range(count):
+        name = f"{prefix}-w{i}"
+        logs.append(bench.tmp / f"{name}.log")
+        with logs[-1].open("wb") as out:
+            into.append(spawn_worker([spec], handler, settings, name=name, stdout=out, stderr=out))
+    for i, (proc, log) in enumerate(zip(into[-count:], logs, strict=True)):
+        await wait_consumer(client, f"swarmstream:{prefix}-w{i}", proc, log)
+    return logs
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``processes`` worker processes of ``concurrency`` slots each."""
+
+    processes: int
+    concurrency: int
+
+    @property
+    def slots(self) -> int:
+        return self.processes * self.concurrency
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes}x{self.concurrency}"
 
 
 async def release_and_time(
@@ -302,7 +280,7 @@ async def measure_raw(
             await pipe.execute()
         await client.xgroup_create(stream, GROUP, id="$", mkstream=True)
         name = f"raw-{ns}"
-        argv = [sys.executable, str(Path(__file__).resolve()), "_raw_consumer"]
+        argv = [sys.executable, "-m", "swarmstream.bench", "_raw-consumer"]
         argv += [bench.url, stream, results, name, str(RAW_COUNT)]
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=out, start_new_session=True)
@@ -330,7 +308,7 @@ async def measure_raw(
     finally:
         if proc is not None:
             stop_process(proc)
-        await bench.drop(client, ns)
+        await drop_namespace(client, ns)
         await client.aclose()
 
 
@@ -357,16 +335,9 @@ async def measure_swarmstream(
             tasks = [Task(spec=SPEC, text=f"task {i}") for i in range(n)]
             for i in range(0, len(tasks), 1000):
                 await swarm.submit_many(tasks[i : i + 1000])
-        logs = [bench.tmp / f"{ns}-{p}.log" for p in range(processes)]
-        for p, log in enumerate(logs):
-            with log.open("wb") as out:
-                procs.append(
-                    spawn_worker(
-                        [SPEC], "echo", settings, name=f"ss-{ns}-{p}", stdout=out, stderr=out
-                    )
-                )
-        for p, (proc, log) in enumerate(zip(procs, logs, strict=True)):
-            await wait_consumer(client, f"swarmstream:ss-{ns}-{p}", proc, log)
+        logs = await start_workers(
+            bench, client, settings, SPEC, "echo", f"ss-{ns}", processes, procs
+        )
         if profile is not None:
             prof = start_profiler(procs[0].pid, profile / f"swarmstream-c{concurrency}.txt", rate)
         seconds, cpu_c, cpu_r = await release_and_time(
@@ -399,8 +370,8 @@ async def measure_swarmstream(
     finally:
         for proc in procs:
             stop_process(proc)
-        await bench.drop(client, ns)
-        await bench.drop(client, f"{ns}-stage")
+        await drop_namespace(client, ns)
+        await drop_namespace(client, f"{ns}-stage")
         await client.aclose()
 
 
@@ -420,7 +391,7 @@ async def measure_enqueue(bench: Bench, n: int, batch: int) -> dict[str, float]:
             for i in range(0, n, batch):
                 await swarm.submit_many(tasks[i : i + batch])
             out["submit_many"] = n / (time.perf_counter() - t0)
-        await bench.drop(client, ns)
+        await drop_namespace(client, ns)
 
         ns = bench.namespace("enqraw")
         stream = f"{ns}:raw:tasks"
@@ -436,7 +407,7 @@ async def measure_enqueue(bench: Bench, n: int, batch: int) -> dict[str, float]:
                     pipe.xadd(stream, {"body": packb(body)})
                 await pipe.execute()
         out["raw_xadd"] = n / (time.perf_counter() - t0)
-        await bench.drop(client, ns)
+        await drop_namespace(client, ns)
     finally:
         await client.aclose()
     return out
@@ -734,32 +705,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    with redis_server(args.redis_url) as srv:
-        bench = Bench(srv.url, srv.pid, srv.tmp)
-        console.print(
-            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
-            f"{args.tasks:,} tasks x {args.repeat} repeats; cpus {os.cpu_count()}",
-            highlight=False,
-        )
-        return await run_all(args, bench, srv.version)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["_raw_consumer"]:
-        url, stream, results, name, count = argv[1:6]
-        raw_consumer(url, stream, results, name, int(count))
-        return 0
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)  # clean up children and keys on SIGTERM too
-    started = time.perf_counter()
-    report = asyncio.run(amain(args))
-    report["wall_s"] = round(time.perf_counter() - started, 2)
-    print_tables(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        console.print(f"wrote {args.json}")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    async def measure(srv: Server) -> dict[str, Any]:
+        detail = f"{args.tasks:,} tasks x {args.repeat} repeats; "
+        console.print(describe(srv, detail), highlight=False)
+        return await run_all(args, Bench(srv.url, srv.pid, srv.tmp), srv.version)
+
+    drive(args, measure, print_tables, console)
     return 0
 
 

@@ -25,11 +25,8 @@ before the clock starts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import json
 import math
-import os
 import signal
 import statistics
 import subprocess
@@ -46,8 +43,9 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import interrupt, machine_info, redis_server
-from benchmarks.throughput import Bench, stop_process, summarize, wait_consumer
+from benchmarks.common import Server, describe, drive, machine_info, summarize
+from benchmarks.throughput import Bench, Layout, start_workers, stop_process
+from swarmstream.bench.raw import drop_namespace
 from swarmstream.client import Swarm
 from swarmstream.models import Finding, Status
 from swarmstream.settings import Settings
@@ -55,29 +53,12 @@ from swarmstream.shard.runner import Progress, WorkflowRunner, WorkflowSummary
 from swarmstream.shard.synthesis import Knowledge
 from swarmstream.shard.workflow import Workflow, load_workflow, task_id
 from swarmstream.transport.shards import ShardStore
-from swarmstream.worker.process import spawn_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOW = ROOT / "configs" / "workflow-8pass.toml"
 SPEC = "wf"
 SHARD = "bench"
 console = Console() if sys.stdout.isatty() else Console(width=150)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """``processes`` worker processes of ``concurrency`` slots each."""
-
-    processes: int
-    concurrency: int
-
-    @property
-    def slots(self) -> int:
-        return self.processes * self.concurrency
-
-    @property
-    def label(self) -> str:
-        return f"{self.processes}x{self.concurrency}"
 
 
 @dataclass
@@ -216,16 +197,7 @@ async def measure(
     client: Redis = await bench.client()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for i in range(layout.processes):
-            name = f"{ns}-w{i}"
-            log = bench.tmp / f"{name}.log"
-            with log.open("wb") as out:
-                procs.append(
-                    spawn_worker([SPEC], handler, settings, name=name, stdout=out, stderr=out)
-                )
-        for i, proc in enumerate(procs):
-            name = f"{ns}-w{i}"
-            await wait_consumer(client, f"swarmstream:{name}", proc, bench.tmp / f"{name}.log")
+        await start_workers(bench, client, settings, SPEC, handler, ns, layout.processes, procs)
         events: list[tuple[float, Progress]] = []
         async with Swarm(settings) as swarm:
             runner = WorkflowRunner(
@@ -245,7 +217,7 @@ async def measure(
         return run
     finally:
         stop_all(procs)
-        await bench.drop(client, ns)
+        await drop_namespace(client, ns)
         await client.aclose()
 
 
@@ -552,43 +524,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark as configured by ``args`` (see ``parse_args``); returns the report."""
-    started = time.perf_counter()
-    with redis_server(args.redis_url) as srv:
-        bench = Bench(srv.url, srv.pid, srv.tmp)
-        console.print(
-            f"redis {srv.version} at {srv.url} ({'embedded' if srv.embedded else 'external'}); "
-            f"cpus {os.cpu_count()}",
-            highlight=False,
-        )
-        report = await run_all(args, bench, srv.version)
-    report["wall_s"] = round(time.perf_counter() - started, 2)
-    return report
-
-
-def run(argv: Sequence[str] = (), **options: Any) -> dict[str, Any]:
-    """For a suite: ``run(["--quick"])`` or ``run(quick=True, redis_url=url)``; prints the
-    tables, writes ``--json`` if given, returns the report."""
-    extra: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            extra.append(flag)
-        elif value not in (None, False):
-            extra += [flag, str(value)]
-    args = parse_args([*argv, *extra])
-    report = asyncio.run(main_async(args))
-    print_tables(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        console.print(f"wrote {args.json}")
-    return report
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, interrupt)  # clean up children and keys on SIGTERM too
-    run(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    async def measure(srv: Server) -> dict[str, Any]:
+        console.print(describe(srv), highlight=False)
+        return await run_all(args, Bench(srv.url, srv.pid, srv.tmp), srv.version)
+
+    drive(args, measure, print_tables, console)
     return 0
 
 

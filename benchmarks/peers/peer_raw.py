@@ -1,6 +1,6 @@
 """The hand-written redis-py stream loop on the peer benchmark's workload (MAIN venv).
 
-Worker: ``raw_consumer`` of benchmarks/throughput.py in its own process (sync
+Worker: ``swarmstream.bench.raw.raw_consumer`` in its own process (sync
 redis-py + hiredis, msgpack bodies): ``XREADGROUP COUNT 100 BLOCK 1000``, then one
 pipeline per batch with an ``XADD`` of a small result per task and one ``XACK``.
 It is the floor of what redis-py can do, not a framework: no retries, no fencing,
@@ -22,7 +22,8 @@ import msgpack
 import redis
 
 sys.path.insert(0, str(harness.REPO))
-from benchmarks.throughput import RAW_COUNT, task_body
+from benchmarks.throughput import task_body
+from swarmstream.bench.report import RAW_COUNT
 from swarmstream.keys import GROUP
 
 SPEC = "bench"
@@ -76,7 +77,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     stream, results = f"{args.prefix}:raw:tasks", f"{args.prefix}:raw:results"
     d = Driver(args.url, stream, results)
     d.client.xgroup_create(stream, GROUP, id="$", mkstream=True)
-    argv = [sys.executable, str(harness.REPO / "benchmarks" / "throughput.py"), "_raw_consumer"]
+    argv = [sys.executable, "-m", "swarmstream.bench", "_raw-consumer"]
     argv += [args.url, stream, results, f"{args.prefix}-w", str(RAW_COUNT)]
     d.proc = proc = harness.start_worker(argv, args.workdir, name="raw", cwd=harness.REPO)
     try:
