@@ -25,14 +25,15 @@ from swarmstream.keys import GROUP
 # -- the raw reference consumer (its own process: python -m swarmstream.bench) ----
 
 
-def raw_consumer(url: str, stream: str, results: str, name: str) -> None:
-    """Plain redis-py + hiredis: read up to RAW_COUNT tasks, then one pipeline per
-    batch with an XADD of a small msgpack result per task and one XACK. SIGTERM ends it."""
+def raw_consumer(url: str, stream: str, results: str, name: str, count: int = RAW_COUNT) -> None:
+    """Plain redis-py + hiredis: read up to ``count`` tasks, then one pipeline per
+    batch with an XADD of a small msgpack result per task and one XACK. SIGTERM ends it.
+    The reference of ``swarmstream bench`` and of benchmarks/ alike."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     client: Any = redis.Redis.from_url(url, client_name=name)  # replies are bytes
     packb, unpackb = msgpack.packb, msgpack.unpackb
     while True:
-        reply = client.xreadgroup(GROUP, name, {stream: ">"}, count=RAW_COUNT, block=RAW_BLOCK_MS)
+        reply = client.xreadgroup(GROUP, name, {stream: ">"}, count=count, block=RAW_BLOCK_MS)
         for _stream, entries in reply or ():
             pipe = client.pipeline(transaction=False)
             for _id, fields in entries:
@@ -99,8 +100,9 @@ def machine_info(redis_version: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["_raw-consumer"] and len(argv) == 5:
-        raw_consumer(*argv[1:])
+    if argv[:1] == ["_raw-consumer"] and len(argv) in (5, 6):
+        url, stream, results, name = argv[1:5]
+        raw_consumer(url, stream, results, name, int(argv[5]) if len(argv) == 6 else RAW_COUNT)
         return 0
-    print("internal use: _raw-consumer URL STREAM RESULTS NAME", file=sys.stderr)
+    print("internal use: _raw-consumer URL STREAM RESULTS NAME [COUNT]", file=sys.stderr)
     return 2

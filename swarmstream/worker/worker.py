@@ -36,7 +36,7 @@ from swarmstream.settings import Settings
 from swarmstream.transport.connection import connect, server_version
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.streams import Completion, Entry, Streams
-from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution
+from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -317,17 +317,7 @@ class EphemeralWorker:
     async def _execute(self, owned: _Owned) -> None:
         entry = owned.entry
         try:
-            outcome = await self.execution.run(entry, owned.note)
-            if isinstance(outcome, Completion):
-                self._buffer[entry.spec].append(outcome)
-                if self._flushing or self._stop.is_set():
-                    self._flush_wanted.set()  # batched by the flush loop
-                else:
-                    await self._flush_now()
-            else:
-                if not outcome.counted:
-                    self._dispatched -= 1
-                self._owned.pop((entry.spec, entry.entry_id), None)
+            await self._settle(entry, await self.execution.run(entry, owned.note))
         except asyncio.CancelledError:
             pass  # lease lost or shutdown: the entry is released or already taken
         except TRANSIENT as exc:
@@ -365,6 +355,20 @@ class EphemeralWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
         return self._closing.is_set()
+
+    async def _settle(self, entry: Entry, outcome: Completion | Outcome) -> None:
+        """Route an execution outcome: a completion is recorded, right away or batched
+        behind a write in flight; anything else was settled by the execution."""
+        if not isinstance(outcome, Completion):
+            if not outcome.counted:
+                self._dispatched -= 1
+            self._owned.pop((entry.spec, entry.entry_id), None)
+            return
+        self._buffer[entry.spec].append(outcome)
+        if self._flushing or self._stop.is_set():
+            self._flush_wanted.set()  # batched by the flush loop
+        else:
+            await self._flush_now()
 
     async def _flush_now(self) -> None:
         """Record the buffer right away, in the finishing task's own turn: when no
