@@ -17,6 +17,14 @@ class ConnectionFailed(SwarmstreamError):
     """Redis could not be reached at the configured URL."""
 
 
+class AuthenticationFailed(ConnectionFailed):
+    """Redis refused the credentials (wrong password or unknown/disabled ACL user)."""
+
+
+class PermissionDenied(SwarmstreamError):
+    """The ACL user lacks a command or the key pattern of the namespace (NOPERM)."""
+
+
 class RedisVersionError(SwarmstreamError):
     """The Redis server is older than the minimum swarmstream supports (6.2)."""
 
@@ -28,6 +36,10 @@ class MalformedEntry(SwarmstreamError):
         super().__init__(reason)
         self.reason = reason
         self.task_id = task_id
+
+
+class InvalidTask(SwarmstreamError, ValueError):
+    """A task given to submit is invalid (bad id, max_attempts, timeout, shard...)."""
 
 
 class HandlerError(SwarmstreamError):
