@@ -49,6 +49,15 @@ def text(value: bytes | str) -> str:
 _s = text
 
 
+def safe_text(value: str) -> str:
+    """``value`` made encodable as UTF-8: lone surrogates become backslash escapes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def entry_order(entry_id: str | None) -> tuple[int, int]:
     """A stream entry id (``ms-seq``) as a sortable pair; ``None`` sorts first."""
     ms, _, seq = (entry_id or "0-0").partition("-")

@@ -13,6 +13,9 @@ Per specialization (hash tag ``{S}``)::
     NS:spec:{S}:done:<task>    string   id of the task's finding entry (TTL)
     NS:spec:{S}:err:<task>     string   last error of a failed attempt (TTL)
     NS:spec:{S}:stats          hash     counters: ok, failed, dead, retried, buried
+    NS:spec:{S}:leases         zset     entry id -> first delivery (ms), for entries held
+                                        past a lease renewal, retried or released
+    NS:spec:{S}:rel:<entry>    string   times a started entry was released (TTL)
     NS:spec:{S}:nil            (none)   never written: fills a KEYS[] slot when no task id
 
 Per shard (hash tag ``{H}``)::
@@ -91,6 +94,13 @@ class SpecKeys:
     @property
     def stats(self) -> str:
         return f"{self._base}:stats"
+
+    @property
+    def leases(self) -> str:
+        return f"{self._base}:leases"
+
+    def released(self, entry_id: str) -> str:
+        return f"{self._base}:rel:{entry_id}"
 
     @property
     def nil(self) -> str:

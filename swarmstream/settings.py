@@ -27,10 +27,15 @@ class RedisSettings:
 
     url: str = DEFAULT_URL
     namespace: str = DEFAULT_NAMESPACE
-    socket_timeout: float = 0.0  # 0: no timer per command; TCP keepalive finds dead peers
+    #: time limit of one command (s); a blocking read gets its block time plus this.
+    #: 0 = none (TCP keepalive still finds a dead peer, within about 25 s)
+    socket_timeout: float = 10.0
     connect_timeout: float = 5.0
     health_check_interval: int = 15
     retries: int = 5
+    #: how long a long-running process (worker, shard, run, monitor) waits for Redis
+    #: to answer at start, retrying with backoff; None = as long as it takes
+    connect_wait: float | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import redis
 
 from swarmstream import EphemeralWorker, Settings, Status, Swarm
 from swarmstream.embedded import EmbeddedRedis, find_redis_server, free_port
-from swarmstream.errors import ConfigError, ConnectionFailed
+from swarmstream.errors import AuthenticationFailed, ConfigError, ConnectionFailed
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,12 @@ async def test_wrong_password_is_a_clear_error(secured: EmbeddedRedis) -> None:
     settings = Settings.from_flat({"url": url, "namespace": "pw"})
     assert "wrong" not in settings.redis.redacted_url
     swarm = Swarm(settings)
-    with pytest.raises(ConnectionFailed, match=r"cannot reach Redis at redis://:\*\*\*@"):
+    started = time.monotonic()
+    with pytest.raises(
+        AuthenticationFailed, match=r"authentication failed for user 'default' at redis://:\*\*\*@"
+    ):
         await swarm.check()
+    assert time.monotonic() - started < 1.0  # not retried like a connection error
     await swarm.aclose()
 
 

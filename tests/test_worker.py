@@ -154,7 +154,7 @@ async def test_fencing_zombie_cannot_record_or_ack(
     pending = raw.xpending_range(keys.tasks, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"thief"]
     # the zombie's renewal must not steal it back either
-    assert await s.renew("research", "zombie", [entry.entry_id]) == [entry.entry_id]
+    assert await s.renew("research", "zombie", [entry.entry_id]) == ([entry.entry_id], [])
     # the new owner records; a second attempt by the owner is a duplicate
     finding2 = Finding(task_id=task.id, spec="research", status=Status.OK, content="thief")
     assert await s.complete("research", "thief", [Completion.of(entry.entry_id, finding2)]) == [

@@ -1,7 +1,8 @@
 -- Dead-letter one entry: write the dead letter, the task's final finding (if the
 -- task id is known and it has none yet), and ack, atomically. Fenced.
 -- KEYS[1] task stream, KEYS[2] findings stream, KEYS[3] dead stream, KEYS[4] stats,
--- KEYS[5] done key, KEYS[6] err key (both may be placeholders when no task id).
+-- KEYS[5] done key, KEYS[6] err key (both may be placeholders when no task id),
+-- KEYS[7] leases zset.
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] done TTL,
 -- ARGV[5] findings MAXLEN, ARGV[6] dead MAXLEN, ARGV[7] task id ('' = none),
 -- ARGV[8] shard, ARGV[9] status, ARGV[10] finding body, ARGV[11..] dead fields.
@@ -20,5 +21,6 @@ if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
 end
 if ARGV[7] ~= '' then redis.call('DEL', KEYS[6]) end
 redis.call('XACK', KEYS[1], group, id)
+redis.call('ZREM', KEYS[7], id)
 redis.call('HINCRBY', KEYS[4], 'buried', 1)
 return 1

@@ -1,6 +1,6 @@
 -- Record findings and ack their tasks, atomically and idempotently (batch).
--- KEYS[1] task stream, KEYS[2] findings stream, KEYS[3] stats hash, then the items'
--- done and err keys (see below).
+-- KEYS[1] task stream, KEYS[2] findings stream, KEYS[3] stats hash, KEYS[4] leases
+-- zset (acked entries leave it), then the items' done and err keys (see below).
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] done TTL (s), ARGV[4] findings MAXLEN, then
 -- the items in one of two forms:
 --  * packed (what swarmstream sends): ARGV[5] is one msgpack array of items
@@ -12,7 +12,7 @@
 local tasks, group, consumer, ttl, maxlen = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local items = {}
 if #ARGV == 5 then
-  local k = 4
+  local k = 5
   for i, it in ipairs(cmsgpack.unpack(ARGV[5])) do
     local err = nil
     if it[6] == 1 then err = KEYS[k + 1] end
@@ -20,7 +20,7 @@ if #ARGV == 5 then
     if err then k = k + 2 else k = k + 1 end
   end
 else
-  local k = 4
+  local k = 5
   for a = 5, #ARGV, 5 do
     items[#items + 1] = {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], KEYS[k], KEYS[k + 1]}
     k = k + 2
@@ -93,8 +93,11 @@ for i, item in ipairs(items) do
     acks[#acks + 1] = id
   end
 end
+local leased = redis.call('EXISTS', KEYS[4]) == 1
 for i = 1, #acks, 1000 do
-  redis.call('XACK', tasks, group, unpack(acks, i, math.min(i + 999, #acks)))
+  local j = math.min(i + 999, #acks)
+  redis.call('XACK', tasks, group, unpack(acks, i, j))
+  if leased then redis.call('ZREM', KEYS[4], unpack(acks, i, j)) end
 end
 for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], status, n) end
 return out

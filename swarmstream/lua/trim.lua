@@ -1,6 +1,8 @@
 -- Trim a task stream by MINID to the oldest entry that some group still needs:
 -- the smallest pending id, or the last delivered id. Never drops an entry that
--- is undelivered or un-acked. KEYS[1] task stream. Returns entries removed.
+-- is undelivered or un-acked. Also drops from the leases zset the oldest members
+-- that are no longer pending (acked by a plain XACK, or the group was recreated),
+-- a few per call. KEYS[1] task stream, KEYS[2] leases zset. Returns entries removed.
 local function lower(a, b)
   if a == nil then return b end
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
@@ -10,6 +12,15 @@ local function lower(a, b)
   return a
 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, 15)) do
+  local gone = true
+  for _, g in ipairs(groups) do
+    local name = nil
+    for i = 1, #g, 2 do if g[i] == 'name' then name = g[i + 1] end end
+    if #redis.call('XPENDING', KEYS[1], name, id, id, 1) > 0 then gone = false end
+  end
+  if gone then redis.call('ZREM', KEYS[2], id) end
+end
 local minid = nil
 for _, g in ipairs(groups) do
   local name, last = nil, nil

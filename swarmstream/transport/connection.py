@@ -1,26 +1,73 @@
-"""Building an asyncio Redis client from RedisSettings."""
+"""Building an asyncio Redis client from RedisSettings, and the direct command path.
+
+Every client swarmstream builds carries a ``SwarmRetry``: redis-py's retry policy
+(reconnect with exponential backoff on connection errors and timeouts) plus two
+things of ours. Authentication errors are never retried (a wrong password fails
+at once, as ``AuthenticationFailed``), and every connection failure is counted in
+the client's ``Health``, so a worker can tell that a reply may have been lost
+(the server ran the command, the client never saw the answer) and look for
+entries the group delivered to it that it does not hold.
+
+Time limits: commands sent through redis-py's API have ``socket_timeout``; the
+direct path (``call``/``pipeline``, the hot commands and every blocking read)
+runs without redis-py's per-command timer and applies its own: ``socket_timeout``
+for an ordinary command, the block time plus ``socket_timeout`` for a blocking
+read. A limit that expires drops the connection and counts as a connection
+failure, so the command is retried on a new one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import random
 import socket
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from swarmstream.errors import ConfigError, ConnectionFailed, RedisVersionError
+from swarmstream.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionFailed,
+    PermissionDenied,
+    RedisVersionError,
+)
 from swarmstream.settings import RedisSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIN_VERSION = (6, 2)
 #: TCP keepalive: first probe after this many idle seconds, then one per interval;
 #: the connection is declared dead after COUNT unanswered probes
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 KEEPALIVE_DETECT = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
+#: errors that mean "Redis is not reachable right now": worth waiting and retrying
+TRANSIENT: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+)
 
 
 def keepalive_options() -> dict[int, int]:
@@ -33,6 +80,83 @@ def keepalive_options() -> dict[int, int]:
     return {getattr(socket, n): v for n, v in wanted.items() if hasattr(socket, n)}
 
 
+def redis_user(settings: RedisSettings) -> str:
+    """The ACL user a URL logs in as (``default`` without a user name)."""
+    return unquote(urlsplit(settings.url).username or "") or "default"
+
+
+def auth_failed(settings: RedisSettings, exc: BaseException) -> AuthenticationFailed:
+    """Redis refused the credentials: say so, for which user and where."""
+    return AuthenticationFailed(
+        f"authentication failed for user {redis_user(settings)!r} at "
+        f"{settings.redacted_url}: {str(exc).rstrip('.')}"
+    )
+
+
+def permission_denied(settings: RedisSettings, exc: BaseException) -> PermissionDenied:
+    """The ACL user lacks a command or the namespace's key pattern."""
+    ns = settings.namespace
+    return PermissionDenied(
+        f"permission denied for Redis user {redis_user(settings)!r} on namespace {ns!r}: "
+        f"it needs the key pattern ~{ns}:* and the commands swarmstream uses "
+        f"(README, 'ACL users'); Redis said: {str(exc).rstrip('.')}"
+    )
+
+
+@dataclass(slots=True)
+class Health:
+    """Shared by every connection of one client."""
+
+    settings: RedisSettings
+    #: connection failures so far (each may have lost the reply of a command the
+    #: server did run): a worker compares it before and after its reads
+    failures: int = 0
+
+    @property
+    def command_limit(self) -> float | None:
+        """Time limit of one non-blocking command on the direct path (None: none)."""
+        return self.settings.socket_timeout or None
+
+    def blocking_limit(self, block_ms: int) -> float | None:
+        """Time limit of a blocking read: its block time plus the command limit."""
+        limit = self.command_limit
+        return None if limit is None else block_ms / 1000 + limit
+
+
+class SwarmRetry(Retry):
+    """redis-py's retry policy, counting failures and never retrying bad credentials.
+
+    redis-py deep-copies the retry object into every connection; this one is shared
+    on purpose (the count is the client's), so copying returns it unchanged."""
+
+    def __init__(self, health: Health) -> None:
+        super().__init__(ExponentialBackoff(cap=2.0, base=0.05), health.settings.retries)
+        self.health = health
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SwarmRetry:
+        return self
+
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[T]], fail: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> T:
+        settings = self.health.settings
+
+        async def checked() -> T:
+            try:
+                return await do()
+            except (AuthenticationError, AuthorizationError) as exc:
+                raise auth_failed(settings, exc) from None  # not a RedisError: not retried
+
+        async def counted(error: Exception, *rest: Any) -> Any:
+            self.health.failures += 1
+            result = fail(error, *rest)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return await super().call_with_retry(checked, counted, *args, **kwargs)
+
+
 def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
     """A client for ``settings.url`` (redis://, rediss://, unix://), not yet connected.
 
@@ -43,16 +167,13 @@ def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
         client: Redis = Redis.from_url(
             settings.url,
             decode_responses=False,
-            # 0 = no timer per command (redis-py wraps every write in a wait_for,
-            # one extra asyncio task per command): a dead peer is found by
-            # TCP keepalive instead, within KEEPALIVE_DETECT seconds.
             socket_timeout=settings.socket_timeout or None,
             socket_connect_timeout=settings.connect_timeout,
             socket_keepalive=True,
             socket_keepalive_options=keepalive_options(),
             health_check_interval=settings.health_check_interval,
             client_name=client_name,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), settings.retries),
+            retry=SwarmRetry(Health(settings)),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, socket.timeout],
         )
     except ValueError as exc:
@@ -60,23 +181,104 @@ def connect(settings: RedisSettings, client_name: str | None = None) -> Redis:
     return client
 
 
+def health_of(client: Redis) -> Health | None:
+    """The Health of a client built by ``connect`` (None for any other client)."""
+    retry = client.get_connection_kwargs().get("retry")  # type: ignore[no-untyped-call]
+    return retry.health if isinstance(retry, SwarmRetry) else None
+
+
+def failures(client: Redis) -> int:
+    """Connection failures of a client so far (0 for a client not built by ``connect``)."""
+    health = health_of(client)
+    return health.failures if health is not None else 0
+
+
 async def server_version(client: Redis, settings: RedisSettings) -> tuple[int, ...]:
     """Ping the server and check it is at least Redis 6.2; returns its version."""
     try:
         info = await client.info("server")
     except NoPermissionError:
-        await client.ping()  # an ACL user without INFO: assume a supported server
+        try:
+            await client.ping()  # an ACL user without INFO: assume a supported server
+        except NoPermissionError as exc:
+            raise permission_denied(settings, exc) from None
+        except RedisError as exc:
+            raise unreachable(settings, exc) from None
         return MIN_VERSION
+    except (AuthenticationError, AuthorizationError) as exc:
+        raise auth_failed(settings, exc) from None
     except RedisError as exc:
-        raise ConnectionFailed(
-            f"cannot reach Redis at {settings.redacted_url}: {str(exc).rstrip('.')}. "
-            "Start one with 'swarmstream up' or set --redis-url / SWARMSTREAM_REDIS_URL."
-        ) from None
+        raise unreachable(settings, exc) from None
     raw = str(info.get("redis_version", "0"))
     version = tuple(int(p) for p in raw.split(".")[:3] if p.isdigit())
     if version < MIN_VERSION:
         raise RedisVersionError(f"Redis {raw} at {settings.redacted_url} is too old; need 6.2+")
     return version
+
+
+def unreachable(settings: RedisSettings, exc: BaseException) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"cannot reach Redis at {settings.redacted_url}: {str(exc).rstrip('.')}. "
+        "Start one with 'swarmstream up' or set --redis-url / SWARMSTREAM_REDIS_URL."
+    )
+
+
+#: backoff of the wait for Redis at start: base and cap (seconds), jittered
+WAIT_BASE, WAIT_CAP = 0.25, 3.0
+
+
+async def wait_for_redis(
+    settings: RedisSettings,
+    *,
+    wait: float | None,
+    stop: asyncio.Event | None = None,
+    what: str = "swarmstream",
+) -> tuple[int, ...] | None:
+    """Wait until Redis answers, for up to ``wait`` seconds (None: as long as it takes).
+
+    Each try is one quick connection (no retries of its own), logged when it fails;
+    between tries a capped, jittered backoff. Bad credentials, missing permissions
+    and a too old server raise at once; so does a ``wait`` of 0 or a wait that runs
+    out (ConnectionFailed). Returns the server version, or None if ``stop`` was set.
+    """
+    probe = connect(dataclasses.replace(settings, health_check_interval=0, retries=0))
+    started = time.monotonic()
+    tries = 0
+    try:
+        while True:
+            tries += 1
+            try:
+                return await server_version(probe, settings)
+            except ConnectionFailed as exc:
+                if isinstance(exc, AuthenticationFailed):
+                    raise
+                cause = exc.__cause__ or exc.__context__ or exc
+                waited = time.monotonic() - started
+                if wait is not None and waited >= wait:
+                    if tries > 1:
+                        raise ConnectionFailed(f"{exc} (waited {waited:.0f}s)") from None
+                    raise
+                delay = min(WAIT_CAP, WAIT_BASE * 2 ** min(tries, 8)) * random.uniform(0.5, 1.0)
+                if wait is not None:
+                    delay = max(0.0, min(delay, wait - waited))
+                log.warning(
+                    "%s: Redis at %s not reachable (%s); try %d, next in %.1fs (%s)",
+                    what,
+                    settings.redacted_url,
+                    str(cause).rstrip(".") or type(cause).__name__,
+                    tries,
+                    delay,
+                    "waiting without limit" if wait is None else f"waiting up to {wait:g}s",
+                )
+                if stop is None:
+                    await asyncio.sleep(delay)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return None
+    finally:
+        await probe.aclose()
 
 
 _hiredis_pack: Any
@@ -93,29 +295,40 @@ def _pack(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
     return b"".join(_hiredis_pack(tuple(c)) for c in commands)
 
 
-async def call(client: Redis, *args: Any) -> Any:
+async def call(client: Redis, *args: Any, block_ms: int | None = None) -> Any:
     """Run one command on a pooled connection and return the reply as RESP gives it.
 
     The hot paths (a worker's XREADGROUP and its completion script, a waiter's
-    XREAD, a submit) use this instead of ``client.execute_command``: it skips
-    redis-py's per-command layers (response callbacks, observability hooks), about a
-    third of a command's client-side cost. Reconnects and retries on connection
-    errors follow the client's retry policy, as for any other command. An error
-    reply is raised (ResponseError)."""
-    reply = (await pipeline(client, [args]))[0]
+    XREAD, a submit) and every blocking read use this instead of
+    ``client.execute_command``: it skips redis-py's per-command layers (response
+    callbacks, observability hooks, the timer task around each write). A blocking
+    command gives its ``block_ms``, so that its time limit allows for it. Reconnects
+    and retries follow the client's retry policy. An error reply is raised."""
+    reply = (await pipeline(client, [args], block_ms=block_ms))[0]
     if isinstance(reply, ResponseError):
         raise reply
     return reply
 
 
-async def pipeline(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+async def pipeline(
+    client: Redis, commands: Sequence[Sequence[Any]], *, block_ms: int | None = None
+) -> list[Any]:
     """Several commands in one write on one connection; their replies, in order.
-    An error reply is returned in its place (a ResponseError), not raised."""
-    pool: Any = client.connection_pool
-    conn = await pool.get_connection()
-    try:
+    An error reply is returned in its place (a ResponseError), not raised.
 
-        async def attempt() -> list[Any]:
+    The exchange has a time limit (see the module docstring); when it expires the
+    connection is dropped and the commands are sent again on a new one."""
+    pool: Any = client.connection_pool
+    health = health_of(client)
+    limit = None
+    if health is not None:
+        limit = health.command_limit if block_ms is None else health.blocking_limit(block_ms)
+    conn = await pool.get_connection()
+    saved = conn.socket_timeout
+    try:
+        conn.socket_timeout = None  # our own limit below, not redis-py's timer per write
+
+        async def exchange() -> list[Any]:
             await conn.send_packed_command(_pack(conn, commands))
             out = []
             for _ in commands:
@@ -124,6 +337,16 @@ async def pipeline(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any
                 except ResponseError as exc:
                     out.append(exc)
             return out
+
+        async def attempt() -> list[Any]:
+            if limit is None:
+                return await exchange()
+            try:
+                async with asyncio.timeout(limit):
+                    return await exchange()
+            except TimeoutError:
+                await conn.disconnect(nowait=True)
+                raise RedisTimeoutError(f"no reply from Redis in {limit:g}s") from None
 
         async def failed(error: BaseException) -> None:
             await conn.disconnect()
@@ -135,6 +358,7 @@ async def pipeline(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any
         await conn.disconnect(nowait=True)
         raise
     finally:
+        conn.socket_timeout = saved
         await pool.release(conn)
 
 

@@ -60,7 +60,7 @@ class Results:
         """
         by_key = {self.keys.spec(s).findings.encode(): s for s in cursors}
         args: list[Any] = ["XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *by_key]
-        reply = await call(self.client, *args, *cursors.values())
+        reply = await call(self.client, *args, *cursors.values(), block_ms=block_ms)
         out: list[Finding] = []
         nxt = dict(cursors)
         for key, entry_id, fields in stream_entries(reply):

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
+from swarmstream.transport.connection import call, stream_entries
 
 #: Seconds an old context version stays readable after a reload.
 OLD_VERSION_GRACE = 600
@@ -91,13 +92,12 @@ class ShardStore:
         self, spec: str, cursor: str, count: int, block_ms: int | None
     ) -> list[tuple[str, dict[bytes, bytes]]]:
         """Raw finding entries of a spec after ``cursor`` (XREAD)."""
-        reply = await self.client.xread(
-            {self.keys.spec(spec).findings: cursor}, count=count, block=block_ms
-        )
-        out: list[tuple[str, dict[bytes, bytes]]] = []
-        for _, entries in reply or ():
-            out += [(_s(i), f) for i, f in entries]
-        return out
+        args: list[Any] = ["XREAD", "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", self.keys.spec(spec).findings, cursor]
+        reply = await call(self.client, *args, block_ms=block_ms)
+        return [(entry_id, fields) for _, entry_id, fields in stream_entries(reply)]
 
     async def append_collected(
         self, shard: str, spec: str, cursor: str, entries: list[dict[bytes, bytes]]

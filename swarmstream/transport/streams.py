@@ -139,7 +139,7 @@ class Streams:
         args: list[Any] = ["XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count]
         args += ["BLOCK", block_ms, "STREAMS", *by_key, *([">"] * len(by_key))]
         try:
-            reply = await call(self.client, *args)
+            reply = await call(self.client, *args, block_ms=block_ms)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -155,7 +155,7 @@ class Streams:
         """XAUTOCLAIM entries idle past ``min_idle_ms``, with their delivery counts."""
         k = self.keys.spec(spec)
         nxt, flat, vanished = await self.scripts.reclaim(
-            keys=[k.tasks], args=[GROUP, consumer, min_idle_ms, start, count]
+            keys=[k.tasks, k.leases], args=[GROUP, consumer, min_idle_ms, start, count]
         )
         for entry_id in vanished:
             await self.note_vanished(spec, _s(entry_id), consumer)
@@ -164,20 +164,45 @@ class Streams:
             Entry(spec, _s(flat[i]), fields_of(flat[i + 1]), int(flat[i + 2])) for i in triples
         ]
 
-    async def renew(self, spec: str, consumer: str, entry_ids: Iterable[str]) -> list[str]:
-        """Renew leases on entries still owned; returns the ids whose lease was lost."""
+    async def renew(
+        self, spec: str, consumer: str, entry_ids: Iterable[str]
+    ) -> tuple[list[str], list[str]]:
+        """Renew leases on entries still owned. Returns (taken, gone): the ids another
+        consumer holds now (lease lost), and those no longer pending at all (acked)."""
         ids = list(entry_ids)
         if not ids:
-            return []
-        lost = await self.scripts.renew(
-            keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer, *ids]
+            return [], []
+        k = self.keys.spec(spec)
+        taken, gone = await self.scripts.renew(
+            keys=[k.tasks, k.leases], args=[GROUP, consumer, *ids]
         )
-        return [_s(i) for i in lost]
+        return [_s(i) for i in taken], [_s(i) for i in gone]
+
+    async def own_pending(self, spec: str, consumer: str, count: int) -> list[tuple[str, int]]:
+        """The entries the group has delivered to ``consumer`` and not seen acked:
+        (entry id, delivery count), oldest first, at most ``count``."""
+        rows = await self.client.xpending_range(
+            self.keys.spec(spec).tasks, GROUP, "-", "+", count, consumername=consumer
+        )
+        return [(_s(r["message_id"]), int(r["times_delivered"])) for r in rows]
+
+    async def entries(self, spec: str, entry_ids: Sequence[str]) -> dict[str, dict[bytes, bytes]]:
+        """The fields of some task entries (one pipelined round trip); an entry
+        deleted from the stream is missing from the result."""
+        if not entry_ids:
+            return {}
+        key = self.keys.spec(spec).tasks
+        replies = await pipeline(self.client, [("XRANGE", key, i, i) for i in entry_ids])
+        out: dict[str, dict[bytes, bytes]] = {}
+        for entry_id, rows in zip(entry_ids, replies, strict=True):
+            if rows and not isinstance(rows, Exception):
+                out[entry_id] = fields_of(rows[0][1])
+        return out
 
     async def complete(self, spec: str, consumer: str, items: Sequence[Completion]) -> list[int]:
         """Record findings and ack, atomically; per item RECORDED, DUPLICATE or LOST."""
         k = self.keys.spec(spec)
-        keys: list[str] = [k.tasks, k.findings, k.stats]
+        keys: list[str] = [k.tasks, k.findings, k.stats, k.leases]
         packed: list[Any] = []
         done, err = k.done, k.err
         for item in items:
@@ -213,7 +238,7 @@ class Streams:
         idle = max(0, claim_idle_ms - reclaim_after_ms)
         payload = json.dumps({"error": error, "attempt": attempt})
         r = await self.scripts.retry(
-            keys=[k.tasks, k.err(task_id), k.stats],
+            keys=[k.tasks, k.err(task_id), k.stats, k.leases],
             args=[GROUP, consumer, entry_id, idle, payload, self.retention.error_ttl],
         )
         return int(r) == 1
@@ -230,16 +255,22 @@ class Streams:
         return value if isinstance(value, dict) else None
 
     async def release(
-        self, spec: str, consumer: str, entry_ids: Iterable[str], claim_idle_ms: int
-    ) -> int:
-        """Give entries back for immediate reclaim, without spending an attempt."""
-        ids = list(entry_ids)
-        if not ids:
-            return 0
-        n = await self.scripts.release(
-            keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer, claim_idle_ms, *ids]
-        )
-        return int(n)
+        self, spec: str, consumer: str, entries: Sequence[tuple[str, int]], claim_idle_ms: int
+    ) -> list[int]:
+        """Give entries back for immediate reclaim, without spending an attempt.
+
+        ``entries`` are (entry id, limit) pairs: the limit is the task's max_attempts
+        when its handler had started (its releases are counted), 0 otherwise. Per
+        entry: 1 released, 0 not this consumer's, -n exhausted (released n times
+        already: not released; the caller dead-letters it)."""
+        if not entries:
+            return []
+        k = self.keys.spec(spec)
+        keys = [k.tasks, k.leases, *(k.released(i) for i, _ in entries)]
+        args: list[Any] = [GROUP, consumer, claim_idle_ms, self.retention.error_ttl]
+        for entry_id, limit in entries:
+            args += [entry_id, limit]
+        return [int(r) for r in await self.scripts.release(keys=keys, args=args)]
 
     async def bury(
         self,
@@ -272,6 +303,7 @@ class Streams:
                 k.stats,
                 k.done(task_id) if task_id else k.nil,
                 k.err(task_id) if task_id else k.nil,
+                k.leases,
             ],
             args=[
                 GROUP,
@@ -308,7 +340,8 @@ class Streams:
 
     async def trim(self, spec: str) -> int:
         """MINID-trim acked entries off the task stream; returns entries removed."""
-        return int(await self.scripts.trim(keys=[self.keys.spec(spec).tasks]))
+        k = self.keys.spec(spec)
+        return int(await self.scripts.trim(keys=[k.tasks, k.leases]))
 
     async def consumers(self, spec: str) -> list[dict[str, Any]]:
         """XINFO CONSUMERS of the spec's group: name, pending, idle (ms)."""

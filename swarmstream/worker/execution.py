@@ -3,6 +3,13 @@
 Nothing here reads from the stream; completions are handed back to the worker,
 which batches them. Dead letters and retries are written here, because they are
 rare and each must happen before the worker forgets the entry.
+
+Whatever an entry holds and whatever a handler returns or raises, ``run`` ends in
+one of: a completion to record (a finding), a scheduled retry, or a dead letter
+(with its reason and the entry's original bytes). The worker releases what is left
+when it stops. Writes that cannot reach Redis are retried with backoff until they
+succeed or the worker gives up at the end of its grace period; they are fenced, so
+a write whose lease was lost meanwhile is refused by Redis, never doubled.
 """
 
 from __future__ import annotations
@@ -13,22 +20,24 @@ import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import Protocol, TypeVar
 
 from swarmstream import codec
-from swarmstream.errors import HandlerTimeout, MalformedEntry
+from swarmstream.errors import HandlerError, HandlerTimeout, MalformedEntry
 from swarmstream.handlers.base import ContextLike, Handler
-from swarmstream.models import Delivery, Finding, Result, Status, Task
+from swarmstream.models import Finding, Result, Status, Task
 from swarmstream.settings import Settings
+from swarmstream.transport.connection import TRANSIENT
 from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry, Streams
+from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OK = Status.OK.value
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+#: backoff of a write that cannot reach Redis: base and cap (seconds), jittered
+WRITE_BASE, WRITE_CAP = 0.05, 5.0
+
+__all__ = ["TRANSIENT", "ContextProvider", "Execution", "Outcome", "describe", "retrying"]
 
 
 class ContextProvider(Protocol):
@@ -50,16 +59,36 @@ SETTLED = Outcome()
 NOT_A_TASK = Outcome(counted=False)
 
 
-async def retrying(op: Callable[[], Awaitable[T]], attempts: int = 10) -> T:
-    """Run a Redis write, retrying transient failures with capped backoff."""
-    for i in range(attempts):
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, safe to write anywhere (a broken
+    ``__str__`` or a lone surrogate in the message cannot break it)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = repr(exc) if type(exc).__repr__ is not BaseException.__repr__ else ""
+    if isinstance(exc, HandlerTimeout):
+        return codec.safe_text(text)
+    name = type(exc).__name__
+    return codec.safe_text(f"{name}: {text}" if text else name)
+
+
+async def retrying(
+    op: Callable[[], Awaitable[T]], give_up: Callable[[], bool], what: str = "write"
+) -> T:
+    """Run a Redis write until it succeeds, with capped, jittered backoff while Redis
+    cannot be reached; the last error is raised once ``give_up()`` is true."""
+    failures = 0
+    while True:
         try:
             return await op()
-        except TRANSIENT:
-            if i == attempts - 1:
+        except TRANSIENT as exc:
+            failures += 1
+            if give_up():
                 raise
-            await asyncio.sleep(min(2.0, 0.05 * 2**i))
-    raise AssertionError("unreachable")
+            delay = min(WRITE_CAP, WRITE_BASE * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
+            if failures == 1 or failures % 10 == 0:
+                log.warning("%s: Redis unavailable (%s); retrying (%d)", what, exc, failures)
+            await asyncio.sleep(delay)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -78,6 +107,7 @@ class Execution:
         settings: Settings,
         context: ContextProvider | None,
         counts: MutableMapping[str, int],
+        give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.handler = handler
         self.streams = streams
@@ -85,51 +115,53 @@ class Execution:
         self.cfg = settings.worker
         self.context = context
         self.counts = counts
+        self.give_up = give_up
 
-    async def run(self, entry: Entry, note: Callable[[Task], None]) -> Completion | Outcome:
-        """Execute one entry. Never raises for bad input or a failing handler.
+    async def run(self, owned: Owned) -> Completion | Outcome:
+        """Execute one owned entry. Never raises for bad input or a failing handler
+        (only CancelledError, and a connection error once the worker gives up).
 
         Returns the Completion to record (batched by the worker), or an Outcome when
         the entry was settled here (retry scheduled, dead-lettered)."""
+        entry = owned.entry
         try:
             task, wire = codec.decode_task(
                 entry.spec, entry.fields, self.cfg.max_entry_bytes, entry.deliveries
             )
         except MalformedEntry as exc:
-            wire = codec.wire_of(entry.fields)
-            reason = f"malformed: {exc.reason}"
-            await self._bury(entry, reason, None, exc.task_id, None, Status.DEAD, wire)
+            await self._bury_malformed(entry, exc.reason, exc.task_id)
             return NOT_A_TASK
-        note(task)
+        except Exception as exc:  # the decoder's contract is MalformedEntry: be safe
+            await self._bury_malformed(entry, f"undecodable entry ({describe(exc)})", None)
+            return NOT_A_TASK
+        owned.note(task)
         if entry.deliveries > task.max_attempts:
-            last = await retrying(lambda: self.streams.last_error(entry.spec, task.id))
+            last = await self._write(lambda: self.streams.last_error(entry.spec, task.id))
             error = (last or {}).get("error") or "the worker running it stopped or was killed"
             reason = f"delivered {entry.deliveries} times, max_attempts is {task.max_attempts}"
-            delivery = Delivery(task, entry.entry_id, entry.deliveries)
-            await self._bury(entry, reason, error, task.id, delivery, Status.DEAD, wire)
+            await self.bury(entry, reason, str(error), task, Status.DEAD, wire)
             return SETTLED
+        owned.started = True
         started = time.time()
         try:
             result = await self._invoke(task)
+            body = codec.finding_body(
+                task,
+                status=_OK,
+                content=result.content,
+                worker=self.worker,
+                sources=result.sources,
+                usage=result.usage,
+                data=result.data,
+                started=started,
+                finished=time.time(),
+                wire=wire,
+            )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the handler's failure is data, not a crash
-            error = str(exc) if isinstance(exc, HandlerTimeout) else f"{type(exc).__name__}: {exc}"
-            delivery = Delivery(task, entry.entry_id, entry.deliveries)
-            await self._failed(entry, delivery, wire, started, error)
+        except BaseException as exc:  # whatever the handler raised or returned: data
+            await self._failed(entry, task, wire, started, describe(exc))
             return SETTLED
-        body = codec.finding_body(
-            task,
-            status=_OK,
-            content=result.content,
-            worker=self.worker,
-            sources=result.sources,
-            usage=result.usage,
-            data=result.data,
-            started=started,
-            finished=time.time(),
-            wire=wire,
-        )
         return Completion(entry.entry_id, task.id, task.shard or "", _OK, body, task.attempt > 1)
 
     async def _invoke(self, task: Task) -> Result:
@@ -138,23 +170,29 @@ class Execution:
             context = await self.context.borrow(task.shard)
         timeout = task.timeout or self.cfg.default_timeout
         if timeout is None:
-            return await self.handler(task, context)
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.handler(task, context)
-        except TimeoutError:
-            raise HandlerTimeout(f"timed out after {timeout:g}s") from None
+            result = await self.handler(task, context)
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await self.handler(task, context)
+            except TimeoutError:
+                raise HandlerTimeout(f"timed out after {timeout:g}s") from None
+        if not isinstance(result, Result):
+            raise HandlerError(f"handler returned {type(result).__name__}, not a Result")
+        return result
+
+    async def _write(self, op: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(op, self.give_up)
 
     async def _failed(
-        self, entry: Entry, delivery: Delivery, wire: str, started: float, error: str
+        self, entry: Entry, task: Task, wire: str, started: float, error: str
     ) -> None:
-        task = delivery.task
         log.info(
             "task %s attempt %d/%d failed: %s", task.id, task.attempt, task.max_attempts, error
         )
         if task.attempt < task.max_attempts:
             delay = backoff(task.attempt, self.cfg.retry_base, self.cfg.retry_max)
-            ok = await retrying(
+            ok = await self._write(
                 lambda: self.streams.retry_later(
                     entry.spec,
                     self.worker,
@@ -169,53 +207,58 @@ class Execution:
             self.counts["retried" if ok else "lost"] += 1
             return
         reason = f"failed on all {task.max_attempts} attempts"
-        await self._bury(entry, reason, error, task.id, delivery, Status.FAILED, wire, started)
+        await self.bury(entry, reason, error, task, Status.FAILED, wire, started)
 
-    async def _bury(
+    async def _bury_malformed(self, entry: Entry, reason: str, task_id: str | None) -> None:
+        reason = codec.safe_text(f"malformed: {reason}")
+        task = None
+        if task_id is not None:
+            # what is known of a malformed task: its id; created 0 means unknown
+            task = Task(entry.spec, "", task_id, attempt=entry.deliveries, created=0.0)
+        await self.bury(entry, reason, None, task, Status.DEAD, codec.wire_of(entry.fields))
+
+    async def bury(
         self,
         entry: Entry,
         reason: str,
         error: str | None,
-        task_id: str | None,
-        delivery: Delivery | None,
+        task: Task | None,
         status: Status = Status.DEAD,
         wire: str = codec.MSGPACK,
         started: float | None = None,
     ) -> None:
+        """Dead-letter an entry, with the task's final finding when its id is known."""
         now = time.time()
         finding = None
-        if task_id is not None:
-            task = delivery.task if delivery else None
+        if task is not None:
             finding = Finding(
-                task_id=task_id,
+                task_id=task.id,
                 spec=entry.spec,
                 status=status,
                 content="",
-                shard=task.shard if task else None,
-                pass_no=task.pass_no if task else 0,
+                shard=task.shard,
+                pass_no=task.pass_no,
                 worker=self.worker,
                 attempt=entry.deliveries,
                 started=started or now,
                 finished=now,
-                error=f"{reason}: {error}" if error else reason,
+                error=codec.safe_text(f"{reason}: {error}" if error else reason),
+                created=task.created,
             )
         log.warning("dead-lettering %s/%s: %s (%s)", entry.spec, entry.entry_id, reason, error)
-        ok = await retrying(
-            lambda: self.streams.bury(entry.spec, self.worker, entry, reason, error, finding, wire)
+        why, err = codec.safe_text(reason), codec.safe_text(error) if error else None
+        ok = await self._write(
+            lambda: self.streams.bury(entry.spec, self.worker, entry, why, err, finding, wire)
         )
         key = "failed" if status is Status.FAILED else "dead"
         self.counts[key if ok else "lost"] += 1
 
     def account(
-        self,
-        spec: str,
-        items: Sequence[Completion],
-        results: Sequence[int],
-        owned: MutableMapping[tuple[str, str], Any],
+        self, spec: str, items: Sequence[Completion], results: Sequence[int], ledger: Ledger
     ) -> None:
         """Book the results of a complete() batch and forget the entries."""
         for item, result in zip(items, results, strict=True):
-            owned.pop((spec, item.entry_id), None)
+            ledger.forget((spec, item.entry_id))
             if result == RECORDED:
                 self.counts["done"] += 1
             elif result == DUPLICATE:

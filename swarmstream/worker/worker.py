@@ -4,12 +4,17 @@ The worker is a small state machine (starting, idle, busy, draining, stopped).
 ``step()`` does one blocking batched read and dispatches what it got; ``run()``
 is a thin driver around it plus four background loops:
 
-- leases: renews the entries this worker owns, so a long handler is never robbed;
+- leases: renews the entries this worker owns while something is behind them, so
+  a long handler is never robbed and a dead job is never kept alive;
 - reclaim: XAUTOCLAIMs entries of dead workers (and retries whose backoff passed);
 - flusher: records findings and acks in batches, one Lua call per spec;
 - upkeep: heartbeat with state, stream trimming, pruning of dead consumers.
 
-Executing a task (``worker.execution``) stays apart from reading and acking.
+After any connection failure the worker looks in its own pending list for entries
+delivered by a read whose reply was lost, and runs them. A stop cancels the read
+in flight; whatever the worker still holds is released for immediate reclaim, all
+within the grace period. Executing a task (``worker.execution``) stays apart from
+reading and acking; what the worker holds is kept in a ``Ledger``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,27 +36,18 @@ from redis.asyncio import Redis
 
 from swarmstream.handlers.base import CallableHandler, Handler, as_handler
 from swarmstream.keys import Keys, validate_name
-from swarmstream.models import Task, WorkerInfo, WorkerState, worker_name
+from swarmstream.models import Status, WorkerInfo, WorkerState, worker_name
 from swarmstream.settings import Settings
-from swarmstream.transport.connection import connect, server_version
+from swarmstream.transport.connection import connect, failures, wait_for_redis
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.streams import Completion, Entry, Streams
-from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome
+from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome, describe
+from swarmstream.worker.leases import RECOVER_COUNT, Leases
+from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Owned:
-    """An entry this worker owns in a group's pending list."""
-
-    entry: Entry
-    job: asyncio.Task[None] | None = None
-    task_id: str | None = None
-
-    def note(self, task: Task) -> None:
-        """Called once the entry is decoded: remember which task it carries."""
-        self.task_id = task.id
+#: what may end a cleanup step at exit: Redis away, or the grace period over
+TRANSIENT_OR_LATE: tuple[type[BaseException], ...] = (*TRANSIENT, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +62,7 @@ class WorkerSummary:
     reclaimed: int
     lost: int
     released: int
+    recovered: int = 0
 
 
 class EphemeralWorker:
@@ -95,7 +92,7 @@ class EphemeralWorker:
         self._client = client
         self._own_client = client is None
         self._context = context
-        self._owned: dict[tuple[str, str], _Owned] = {}
+        self.ledger = Ledger()
         self._running = 0
         self._dispatched = 0
         self._buffer: dict[str, list[Completion]] = defaultdict(list)
@@ -105,28 +102,37 @@ class EphemeralWorker:
         self._stop = asyncio.Event()
         self._closing = asyncio.Event()
         self._force = False
+        self._deadline: float | None = None  # monotonic end of the grace period
         self._last_activity = time.monotonic()
         self._counts: dict[str, int] = defaultdict(int)
         self._started = time.time()
         self._busy_since: float | None = None
-        self._failures = 0
+        self._failures = 0  # consecutive failed reads (backoff)
+        self._seen_failures = 0  # the client's connection failures already looked at
         self.streams: Streams
         self.registry: Registry
         self.execution: Execution
+        self.leases: Leases
 
     # -- public API --------------------------------------------------------
 
     def stop(self, force: bool = False) -> None:
         """Drain: stop reading, finish in-flight tasks within the grace period."""
         self._force = self._force or force
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.cfg.grace
         if self.state not in (WorkerState.STOPPED,):
             self.state = WorkerState.DRAINING
         self._stop.set()
         self._slot_free.set()
 
     async def run(self) -> WorkerSummary:
-        """Run until stopped (signal, once, max_tasks, idle_exit); returns a summary."""
-        await self._start()
+        """Run until stopped (signal, once, max_tasks, idle_exit); returns a summary.
+
+        Redis not answering at start is waited for (``connect_wait`` bounds it)."""
+        if not await self._start():
+            self.state = WorkerState.STOPPED
+            return self.summary()
         loops = [
             asyncio.create_task(self._supervised(body), name=body.__name__)
             for body in (self._leases_loop, self._reclaim_loop, self._flush_loop, self._upkeep_loop)
@@ -134,10 +140,11 @@ class EphemeralWorker:
         try:
             while not self._stop.is_set():
                 try:
-                    await self.step()
+                    await self._unless_stopped(self.step())
                     self._failures = 0
                 except TRANSIENT as exc:
                     await self._backoff("read", exc)
+                await self._recover_if_needed()
                 self._check_exit()
         finally:
             await self._shutdown(loops)
@@ -168,11 +175,12 @@ class EphemeralWorker:
             c["reclaimed"],
             c["lost"],
             c["released"],
+            c["recovered"],
         )
 
     def info(self) -> WorkerInfo:
         """This worker's state as published with its heartbeat."""
-        current = tuple(o.task_id for o in self._owned.values() if o.job and o.task_id)
+        current = tuple(o.task_id for o in self.ledger if o.alive and o.task_id)
         return WorkerInfo(
             name=self.name,
             host=socket.gethostname(),
@@ -190,10 +198,19 @@ class EphemeralWorker:
 
     # -- start and stop ----------------------------------------------------
 
-    async def _start(self) -> None:
+    async def _start(self) -> bool:
+        """Connect (waiting for Redis if need be) and join the groups; False if the
+        worker was stopped while it waited."""
         if self._client is None:
+            version = await wait_for_redis(
+                self.settings.redis,
+                wait=self.settings.redis.connect_wait,
+                stop=self._stop,
+                what=f"worker {self.name}",
+            )
+            if version is None:
+                return False
             self._client = connect(self.settings.redis, client_name=f"swarmstream:{self.name}")
-        await server_version(self._client, self.settings.redis)
         self.streams = Streams(self._client, self.keys, self.settings.retention)
         self.registry = Registry(self._client, self.keys)
         self._pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="handler")
@@ -205,37 +222,70 @@ class EphemeralWorker:
 
             self._context = ContextCache(ShardStore(self._client, self.keys))
         self.execution = Execution(
-            self.handler, self.streams, self.name, self.settings, self._context, self._counts
+            self.handler,
+            self.streams,
+            self.name,
+            self.settings,
+            self._context,
+            self._counts,
+            give_up=self._past_grace,
+        )
+        self.leases = Leases(
+            self.streams, self.ledger, self.name, self.specs, self.cfg, self._counts, self._dispatch
         )
         for spec in self.specs:
             await self.streams.ensure_group(spec)
+        self._seen_failures = failures(self._client)
         self.state = WorkerState.IDLE
         await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
         log.info("worker %s started on %s", self.name, ", ".join(self.specs))
+        return True
+
+    def _past_grace(self) -> bool:
+        """True once a stop's grace period is over: pending writes give up."""
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _left(self) -> float:
+        """Seconds left of the grace period (a little at least, for cleanup)."""
+        if self._deadline is None:
+            return self.cfg.grace
+        return max(0.05, self._deadline - time.monotonic())
 
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.cfg.grace
         self.state = WorkerState.DRAINING
-        with contextlib.suppress(*TRANSIENT):
-            await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
-        jobs = [o.job for o in self._owned.values() if o.job is not None and not o.job.done()]
-        late = await self._wait_jobs(jobs, time.monotonic() + self.cfg.grace)
+        with contextlib.suppress(*TRANSIENT, TimeoutError):
+            async with asyncio.timeout(min(1.0, self._left())):
+                await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
+        late = await self._wait_jobs(list(self.ledger.running()))
         for job in late:
             job.cancel()
         await asyncio.gather(*late, return_exceptions=True)
         self._flush_wanted.set()
-        await self._drain_flush(deadline=time.monotonic() + 10)
+        await self._drain_flush()
         self._closing.set()
         self._flush_wanted.set()
-        _, stuck = await asyncio.wait(loops, timeout=5)
+        _, stuck = await asyncio.wait(loops, timeout=min(5.0, self._left()))
         for loop in stuck:
             loop.cancel()
-        await self._release_all()
-        with contextlib.suppress(*TRANSIENT):
-            await self.registry.unregister(self.name)
-            for spec in self.specs:
-                await self.streams.prune_consumer(spec, self.name)
+        await asyncio.gather(*stuck, return_exceptions=True)
+        try:
+            async with asyncio.timeout(self._left()):
+                await self._release_all()
+                await self.registry.unregister(self.name)
+                for spec in self.specs:
+                    await self.streams.prune_consumer(spec, self.name)
+        except TRANSIENT_OR_LATE as exc:
+            log.warning("worker %s: cleanup at exit incomplete (%s)", self.name, describe(exc))
         self.state = WorkerState.STOPPED
         self._pool.shutdown(wait=False, cancel_futures=True)
+        await self._close_handler()
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+        log.info("worker %s stopped: %s", self.name, self.summary())
+
+    async def _close_handler(self) -> None:
         close = getattr(self.handler, "close", None)  # optional: release what it holds
         if callable(close):
             try:
@@ -244,45 +294,91 @@ class EphemeralWorker:
                     await closing
             except Exception:
                 log.exception("worker %s: closing handler %s failed", self.name, self.handler.name)
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-        log.info("worker %s stopped: %s", self.name, self.summary())
 
-    async def _wait_jobs(
-        self, jobs: list[asyncio.Task[None]], deadline: float
-    ) -> set[asyncio.Task[None]]:
+    async def _wait_jobs(self, jobs: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
         """Wait for in-flight jobs until the grace deadline or a forced stop."""
         pending = set(jobs)
-        while pending and not self._force and time.monotonic() < deadline:
-            step = min(0.25, deadline - time.monotonic())
+        while pending and not self._force and not self._past_grace():
+            step = min(0.25, self._left())
             _, pending = await asyncio.wait(pending, timeout=max(step, 0.001))
         return pending
 
     async def _release_all(self) -> None:
-        """Give back whatever this worker still owns, for immediate reclaim."""
-        by_spec: dict[str, list[str]] = defaultdict(list)
-        for (spec, entry_id), owned in list(self._owned.items()):
-            if owned.job is None or owned.job.done():
-                by_spec[spec].append(entry_id)
+        """Give back everything this worker still has in its pending lists (entries it
+        owns but will not finish, and any a lost reply delivered), for immediate
+        reclaim. An entry released as often as its max_attempts is dead-lettered."""
         idle_ms = int(self.cfg.claim_idle * 1000)
-        for spec, ids in by_spec.items():
-            with contextlib.suppress(*TRANSIENT):
-                self._counts["released"] += await self.streams.release(
-                    spec, self.name, ids, idle_ms
-                )
-        self._owned.clear()
+        for spec in self.specs:
+            pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
+            items: list[tuple[str, int]] = []
+            for entry_id, _ in pending:
+                if (spec, entry_id) in self.ledger.deferred:
+                    continue  # a retry waiting for its backoff: left as it is
+                owned = self.ledger.get((spec, entry_id))
+                started = owned is not None and owned.started
+                items.append((entry_id, owned.max_attempts if owned and started else 0))
+            results = await self.streams.release(spec, self.name, items, idle_ms)
+            for (entry_id, _), result in zip(items, results, strict=True):
+                if result == 1:
+                    self._counts["released"] += 1
+                elif result < 0:
+                    await self._bury_exhausted(self.ledger.get((spec, entry_id)), -result)
+        self.ledger.owned.clear()
+
+    async def _bury_exhausted(self, owned: Owned | None, releases: int) -> None:
+        if owned is None:
+            return
+        reason = (
+            f"released {releases} times without finishing (its worker was stopped each "
+            f"time), max_attempts is {owned.max_attempts}"
+        )
+        from swarmstream import codec
+
+        try:
+            task, wire = codec.decode_task(owned.entry.spec, owned.entry.fields)
+        except Exception:
+            task, wire = None, codec.wire_of(owned.entry.fields)
+        await self.execution.bury(owned.entry, reason, None, task, Status.DEAD, wire)
 
     def _check_exit(self) -> None:
         limit = 1 if self.cfg.once else self.cfg.max_tasks
-        if limit is not None and self._dispatched >= limit and not self._owned:
+        if limit is not None and self._dispatched >= limit and not self.ledger:
             self.stop()
         idle = self.cfg.idle_exit
         quiet = time.monotonic() - self._last_activity
-        if idle is not None and not self._owned and quiet >= idle:
+        if idle is not None and not self.ledger and quiet >= idle:
             log.info("worker %s idle for %.1fs, exiting", self.name, idle)
             self.stop()
 
     # -- reading and dispatching -------------------------------------------
+
+    async def _unless_stopped(self, coro: Coroutine[Any, Any, int]) -> None:
+        """Run one step, cancelled if the worker is stopped meanwhile (a read that
+        waits on a dead connection must not hold up the shutdown; what it may have
+        been delivered is released at exit)."""
+        step = asyncio.ensure_future(coro)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *TRANSIENT):
+                await step
+            return
+        step.result()
+
+    async def _recover_if_needed(self) -> None:
+        """After a connection failure, run what a lost reply delivered to this worker."""
+        seen = failures(self.streams.client)
+        if seen == self._seen_failures or self._stop.is_set():
+            return
+        try:
+            await self.leases.recover()
+            self._seen_failures = seen
+        except TRANSIENT as exc:
+            log.warning("worker %s: looking for lost deliveries failed (%s)", self.name, exc)
 
     async def _free_slots(self) -> int:
         limit = 1 if self.cfg.once else self.cfg.max_tasks
@@ -290,7 +386,7 @@ class EphemeralWorker:
             free = self.cfg.concurrency - self._running
             if limit is not None:
                 free = min(free, limit - self._dispatched)
-                if free <= 0 and not self._owned:
+                if free <= 0 and not self.ledger:
                     return 0
             if free > 0:
                 return free
@@ -299,11 +395,9 @@ class EphemeralWorker:
         return 0
 
     def _dispatch(self, entry: Entry) -> None:
-        key = (entry.spec, entry.entry_id)
-        if key in self._owned:
+        owned = self.ledger.add(entry)
+        if owned is None:
             return  # our own entry, reclaimed after a missed renewal: already running
-        owned = _Owned(entry)
-        self._owned[key] = owned
         if self._stop.is_set():
             return  # read after drain began: released at shutdown, never started
         self._running += 1
@@ -313,19 +407,23 @@ class EphemeralWorker:
             self._busy_since = time.time()
         self.state = WorkerState.BUSY
         owned.job = asyncio.create_task(self._execute(owned))
+        owned.job.add_done_callback(lambda job: self._job_ended(owned, job))
 
-    async def _execute(self, owned: _Owned) -> None:
-        entry = owned.entry
+    async def _execute(self, owned: Owned) -> None:
         try:
-            await self._settle(entry, await self.execution.run(entry, owned.note))
+            await self._settle(owned, await self.execution.run(owned))
         except asyncio.CancelledError:
             pass  # lease lost or shutdown: the entry is released or already taken
-        except TRANSIENT as exc:
+        except TRANSIENT as exc:  # gave up writing at the end of the grace period
             log.warning(
-                "entry %s: Redis unavailable while settling (%s); left for reclaim",
-                owned.task_id or entry.entry_id,
+                "entry %s: outcome not written (%s); left for reclaim",
+                owned.task_id or owned.entry.entry_id,
                 exc,
             )
+            self.ledger.defer(owned.key)
+        except Exception as exc:  # a bug of ours: never leave the entry held
+            log.exception("worker %s: entry %s/%s failed", self.name, *owned.key)
+            await self._orphan(owned, exc)
         finally:
             self._running -= 1
             self._last_activity = time.monotonic()
@@ -334,6 +432,25 @@ class EphemeralWorker:
                 if self.state is WorkerState.BUSY:
                     self.state = WorkerState.IDLE
             self._slot_free.set()
+
+    def _job_ended(self, owned: Owned, job: asyncio.Task[None]) -> None:
+        """A job that died of an exception is noticed at once: logged, and its entry
+        is never renewed again (``_execute`` catches everything; this is the net)."""
+        if job.cancelled() or job.exception() is None:
+            return
+        log.error("worker %s: job of %s/%s died", self.name, *owned.key, exc_info=job.exception())
+        if not owned.writing:
+            self.ledger.defer(owned.key)
+
+    async def _orphan(self, owned: Owned, exc: BaseException) -> None:
+        """Dead-letter an entry whose execution failed inside the worker itself."""
+        self.ledger.defer(owned.key)
+        try:
+            reason = f"worker error while running it: {describe(exc)}"
+            await self.execution.bury(owned.entry, reason, None, None)
+            self.ledger.deferred.discard(owned.key)
+        except Exception:
+            log.exception("worker %s: %s/%s left for reclaim", self.name, *owned.key)
 
     # -- background loops --------------------------------------------------
 
@@ -356,15 +473,16 @@ class EphemeralWorker:
             await asyncio.wait_for(self._closing.wait(), seconds)
         return self._closing.is_set()
 
-    async def _settle(self, entry: Entry, outcome: Completion | Outcome) -> None:
+    async def _settle(self, owned: Owned, outcome: Completion | Outcome) -> None:
         """Route an execution outcome: a completion is recorded, right away or batched
         behind a write in flight; anything else was settled by the execution."""
         if not isinstance(outcome, Completion):
             if not outcome.counted:
                 self._dispatched -= 1
-            self._owned.pop((entry.spec, entry.entry_id), None)
+            self.ledger.forget(owned.key)
             return
-        self._buffer[entry.spec].append(outcome)
+        owned.writing = True
+        self._buffer[owned.entry.spec].append(outcome)
         if self._flushing or self._stop.is_set():
             self._flush_wanted.set()  # batched by the flush loop
         else:
@@ -414,67 +532,44 @@ class EphemeralWorker:
                     raise
                 except Exception:
                     # Not a connection problem: retrying would fail the same way. The
-                    # entries stay pending in Redis and are released for another try.
+                    # entries stay pending in Redis, left for another worker's reclaim.
                     log.exception("recording %d findings on %s failed", len(items), spec)
+                    for item in items:
+                        self.ledger.defer((spec, item.entry_id))
                     del batch[spec]
                     continue
-                self.execution.account(spec, items, results, self._owned)
+                self.execution.account(spec, items, results, self.ledger)
                 del batch[spec]
         finally:
             for spec, items in batch.items():  # put back what was not written
                 self._buffer[spec][:0] = items
             self._slot_free.set()
 
-    async def _drain_flush(self, deadline: float) -> None:
-        while any(self._buffer.values()) and time.monotonic() < deadline:
+    async def _drain_flush(self) -> None:
+        """Write the queued findings before exiting, until the grace period is over;
+        what is not written by then stays pending in Redis for another worker."""
+        while any(self._buffer.values()) and not self._past_grace():
             try:
-                await self._flush_once()
-            except TRANSIENT as exc:
-                await self._backoff("flush", exc)
+                async with asyncio.timeout(self._left()):
+                    await self._flush_once()
+            except TRANSIENT_OR_LATE as exc:
+                await self._backoff("flush", exc, until_grace=True)
 
     async def _leases_loop(self) -> None:
         while not await self._pause(self.cfg.lease_every):
             try:
-                await self._renew_leases()
+                await self.leases.renew()
             except TRANSIENT as exc:
                 log.warning("lease renewal failed (%s); retrying", exc)
 
-    async def _renew_leases(self) -> None:
-        by_spec: dict[str, list[str]] = defaultdict(list)
-        for spec, entry_id in self._owned:
-            by_spec[spec].append(entry_id)
-        for spec, ids in by_spec.items():
-            for entry_id in await self.streams.renew(spec, self.name, ids):
-                owned = self._owned.pop((spec, entry_id), None)
-                if owned is None:
-                    continue
-                self._counts["lost"] += 1
-                log.warning("lease on %s/%s lost to another worker; cancelling", spec, entry_id)
-                if owned.job is not None and not owned.job.done():
-                    owned.job.cancel()
-
     async def _reclaim_loop(self) -> None:
-        cursors = dict.fromkeys(self.specs, "0-0")
-        min_idle = int(self.cfg.claim_idle * 1000)
         while not await self._pause(self.cfg.reclaim_every):
-            for spec in self.specs:
-                free = self.cfg.concurrency - self._running
-                if free <= 0 or self._stop.is_set():
-                    break
-                try:
-                    nxt, entries = await self.streams.reclaim(
-                        spec, self.name, min_idle, cursors[spec], free
-                    )
-                except TRANSIENT as exc:
-                    log.warning("reclaim on %s failed (%s)", spec, exc)
-                    continue
-                cursors[spec] = nxt
-                for entry in entries:
-                    self._counts["reclaimed"] += 1
-                    log.info(
-                        "reclaimed %s/%s (delivery %d)", spec, entry.entry_id, entry.deliveries
-                    )
-                    self._dispatch(entry)
+            if self._stop.is_set():
+                continue
+            try:
+                await self.leases.reclaim(lambda: self.cfg.concurrency - self._running)
+            except TRANSIENT as exc:
+                log.warning("reclaim failed (%s)", exc)
 
     async def _upkeep_loop(self) -> None:
         next_trim = next_prune = time.monotonic()
@@ -505,10 +600,14 @@ class EphemeralWorker:
                 if stale and await self.streams.prune_consumer(spec, c["name"]):
                     log.info("pruned dead consumer %s from %s", c["name"], spec)
 
-    async def _backoff(self, what: str, exc: BaseException) -> None:
+    async def _backoff(self, what: str, exc: BaseException, until_grace: bool = False) -> None:
         """Wait before retrying after a transient Redis failure (or until stopped)."""
         self._failures += 1
         delay = min(5.0, 0.05 * 2 ** min(self._failures, 7))
+        if until_grace:
+            delay = min(delay, self._left())
+            await asyncio.sleep(delay)
+            return
         log.warning("%s: Redis unavailable (%s); retrying in %.2fs", what, exc, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)

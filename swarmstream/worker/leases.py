@@ -1,0 +1,100 @@
+"""Keeping what a worker owns, and only that: lease renewal, reclaim of dead
+workers' entries, and recovery of entries delivered by a read whose reply was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+
+from swarmstream.settings import WorkerSettings
+from swarmstream.transport.streams import Entry, Streams
+from swarmstream.worker.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+#: most entries of one spec looked at in a worker's own pending list per recovery
+RECOVER_COUNT = 1000
+
+
+class Leases:
+    """Renews, reclaims and recovers entries for one worker."""
+
+    def __init__(
+        self,
+        streams: Streams,
+        ledger: Ledger,
+        name: str,
+        specs: list[str],
+        cfg: WorkerSettings,
+        counts: MutableMapping[str, int],
+        dispatch: Callable[[Entry], None],
+    ) -> None:
+        self.streams = streams
+        self.ledger = ledger
+        self.name = name
+        self.specs = specs
+        self.cfg = cfg
+        self.counts = counts
+        self.dispatch = dispatch
+        self._cursors = dict.fromkeys(specs, "0-0")
+
+    async def renew(self) -> None:
+        """Renew every entry with something behind it; drop those taken or acked."""
+        for spec, ids in self.ledger.renewable().items():
+            taken, gone = await self.streams.renew(spec, self.name, ids)
+            for entry_id in taken:
+                owned = self.ledger.forget((spec, entry_id))
+                if owned is None:
+                    continue
+                self.counts["lost"] += 1
+                log.warning("lease on %s/%s lost to another worker; cancelling", spec, entry_id)
+                if owned.job is not None and not owned.job.done():
+                    owned.job.cancel()
+            for entry_id in gone:
+                owned = self.ledger.get((spec, entry_id))
+                if owned is None or owned.writing:
+                    continue  # our own finding acked it (its result is being booked)
+                self.ledger.forget((spec, entry_id))
+                self.counts["lost"] += 1
+                log.info("%s/%s was acked elsewhere while it ran; cancelling", spec, entry_id)
+                if owned.job is not None and not owned.job.done():
+                    owned.job.cancel()
+
+    async def reclaim(self, free: Callable[[], int]) -> None:
+        """One XAUTOCLAIM round over the specs while slots are free."""
+        min_idle = int(self.cfg.claim_idle * 1000)
+        for spec in self.specs:
+            count = free()
+            if count <= 0:
+                break
+            nxt, entries = await self.streams.reclaim(
+                spec, self.name, min_idle, self._cursors[spec], count
+            )
+            self._cursors[spec] = nxt
+            for entry in entries:
+                self.counts["reclaimed"] += 1
+                log.info("reclaimed %s/%s (delivery %d)", spec, entry.entry_id, entry.deliveries)
+                self.dispatch(entry)
+
+    async def recover(self) -> int:
+        """Run the entries the group delivered to this worker that it does not hold
+        (a read whose reply was lost with a connection), at once and without spending
+        an attempt: they would otherwise wait ``claim_idle`` for a reclaim."""
+        found = 0
+        for spec in self.specs:
+            pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
+            strays = self.ledger.strays(spec, pending, len(pending) < RECOVER_COUNT)
+            if not strays:
+                continue
+            fields = await self.streams.entries(spec, strays)
+            deliveries = dict(pending)
+            for entry_id in strays:
+                if entry_id not in fields:  # deleted meanwhile: reclaim.lua records it
+                    self.ledger.deferred.add((spec, entry_id))
+                    continue
+                found += 1
+                log.info("recovered %s/%s, delivered by a lost reply", spec, entry_id)
+                self.dispatch(Entry(spec, entry_id, fields[entry_id], deliveries[entry_id]))
+        self.counts["recovered"] += found
+        return found
