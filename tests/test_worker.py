@@ -205,7 +205,8 @@ async def test_complete_accepts_flat_arguments(
     [entry] = await swarm.streams.read(["research"], "carol", 1, 100)
     body = json.dumps({"task_id": "flat-1", "spec": "research", "status": "ok", "content": "hi"})
     script = swarm.streams.scripts.complete
-    ks = [keys.tasks, keys.findings, keys.stats, keys.done("flat-1"), keys.err("flat-1")]
+    ks = [keys.tasks, keys.findings, keys.stats, keys.leases]
+    ks += [keys.done("flat-1"), keys.err("flat-1")]
     argv = [GROUP, "carol", 60, 1000, entry.entry_id, "flat-1", "", "ok", body]
     assert await script(keys=ks, args=argv) == [RECORDED]
     assert await script(keys=ks, args=argv) == [DUPLICATE]
