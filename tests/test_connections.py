@@ -15,7 +15,7 @@ import redis
 
 from swarmstream import EphemeralWorker, Settings, Status, Swarm
 from swarmstream.embedded import EmbeddedRedis, find_redis_server, free_port
-from swarmstream.errors import AuthenticationFailed, ConfigError, ConnectionFailed
+from swarmstream.errors import AuthenticationFailed, ConfigError
 
 
 @pytest.fixture(scope="module")

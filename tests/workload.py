@@ -46,3 +46,22 @@ async def nap_or_poison(task: Task) -> dict[str, object]:
     if task.text.startswith("poison"):
         raise RuntimeError(f"poisoned: {task.text}")
     return await nap(task)
+
+
+async def hang(task: Task) -> str:
+    """Never finishes on its own (a wedged agent)."""
+    await asyncio.Event().wait()
+    return "unreachable"
+
+
+def surrogate(task: Task) -> str:
+    """Returns a string that is not valid Unicode (a lone surrogate)."""
+    return "broken \ud800 output"
+
+
+def exits(task: Task) -> str:
+    raise SystemExit(3)
+
+
+def unencodable(task: Task) -> dict[str, object]:
+    return {"content": "fine", "data": {1, 2, 3}}

@@ -65,9 +65,10 @@ def monitor(
     """Live dashboard: backlog, pending, throughput, workers, shards, findings.
 
     Per spec: backlog (Redis calls it lag: entries not yet delivered to any
-    worker), pending (delivered, not acknowledged) and the age of the oldest
-    pending entry, delivered/completed/failed per second over the last refresh,
-    dead letters and consumers. Workers with their state, current task and last
+    worker), pending (delivered, not acknowledged) and how long the oldest
+    pending entry has been in flight since its first delivery, delivered,
+    completed and failed per second over the last refresh, dead letters and
+    consumers. Workers with their state, current task and last
     heartbeat; shards with their pass and progress; the latest findings; a
     sparkline of the last minute's throughput. Redis going away does not stop
     it: it shows "disconnected, retrying" and recovers by itself.

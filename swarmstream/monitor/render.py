@@ -14,7 +14,8 @@ to fit, busiest rows first, and their titles say how many are shown.
 
 "backlog" is what Redis calls the group's *lag*: entries added to a spec's task
 stream that no worker has been given yet. "pending" entries were delivered and
-not yet acknowledged; "oldest" is the age of the oldest of them.
+not yet acknowledged; "oldest" is how long the oldest of them has been in flight,
+since its first delivery (an entry stuck with a live worker keeps growing there).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ T = TypeVar("T")
 _STATE_STYLE = {"busy": "green", "idle": "dim", "draining": "yellow", "starting": "cyan"}
 _STATE_ORDER = {"busy": 0, "draining": 1, "starting": 2, "idle": 3}
 LEGEND = "backlog (= lag): not yet delivered · pending: delivered, not acked"
-LEGEND_WIDE = LEGEND + " · oldest: age of the oldest pending entry"
+LEGEND_WIDE = LEGEND + " · oldest: in flight since first delivery"
 
 
 def _table(title: Text) -> Table:

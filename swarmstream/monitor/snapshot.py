@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from swarmstream import codec
-from swarmstream.codec import text as _s
 from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.registry import parse_worker
 from swarmstream.transport.stats import FEED_SIZE, StatsReader
@@ -32,7 +31,10 @@ class SpecStats:
     #: terms (None on Redis 6.2, or when Redis cannot compute it)
     backlog: int | None
     pending: int  # delivered to a worker, not yet acknowledged
-    oldest_pending_ms: int | None  # age of the oldest pending entry (since it was added)
+    #: how long the oldest pending entry has been in flight, since its first delivery
+    #: (exact for entries held past a lease renewal, retried or released; otherwise
+    #: within one lease interval)
+    oldest_pending_ms: int | None
     consumers: int
     dead: int
     delivered: int | None  # entries-read of the group (Redis 7+)
@@ -151,10 +153,12 @@ def _spec(raw: dict[str, Any], now: float) -> SpecStats:
     group = raw["group"]
     pending = raw["pending"]
     oldest = None
-    min_id = pending.get("min")
-    if pending.get("pending") and min_id:
-        created_ms = int(_s(min_id).split("-")[0])
-        oldest = max(0, int(now * 1000) - created_ms)
+    if pending.get("pending"):
+        first = raw.get("first_delivery_ms")
+        if first is not None:
+            oldest = max(0, int(now * 1000) - first)
+        elif raw.get("oldest_idle_ms") is not None:
+            oldest = raw["oldest_idle_ms"]
     stats = raw["stats"]
     return SpecStats(
         name=raw["name"],

@@ -3,10 +3,11 @@ per item, whatever the number of tasks.
 
 Round trip 1 reads the registries (specs set, workers and shards zsets) and the
 server clock. Round trip 2 reads, per spec, XLEN, XINFO GROUPS, the XPENDING
-summary, the dead-letter XLEN, the stats hash and the latest findings; per worker,
+summary, the dead-letter XLEN, the stats hash, the latest findings, the oldest
+member of the leases zset and the oldest pending entry (XPENDING - + 1); per worker,
 its heartbeat hash; per shard, its meta hash and workflow progress. Every command
-is O(1) or O(consumers) in Redis, so the cost does not grow with the number of
-pending or queued entries.
+is O(1), O(log n) or O(consumers) in Redis, so the cost does not grow with the
+number of pending or queued entries.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from swarmstream.keys import GROUP, Keys
 FEED_PER_SPEC = 10
 #: Findings the feed keeps; with many specs the first read takes fewer per spec.
 FEED_SIZE = 20
+#: Replies per spec in round trip 2.
+PER_SPEC = 8
 #: Fields of a shard's workflow hash shown as its progress.
 WORKFLOW_FIELDS = ("passes", "state", "tasks", "findings")
 
@@ -101,8 +104,8 @@ class StatsReader:
         }
         i = 0
         for spec in specs:
-            out["specs"].append(self._spec_row(spec, rows[i : i + 6]))
-            i += 6
+            out["specs"].append(self._spec_row(spec, rows[i : i + PER_SPEC]))
+            i += PER_SPEC
         expired: list[str] = []
         for name in workers:
             row = rows[i]
@@ -138,6 +141,8 @@ class StatsReader:
             pipe.xlen(k.dead)
             pipe.hgetall(k.stats)
             pipe.xrevrange(k.findings, min=feed_since or "-", count=per_spec)
+            pipe.zrange(k.leases, 0, 0, withscores=True)
+            pipe.xpending_range(k.tasks, GROUP, "-", "+", 1)
         for name in workers:
             pipe.hgetall(self.keys.worker(name))
         for shard in shards:
@@ -145,7 +150,7 @@ class StatsReader:
             pipe.hmget(self.keys.shard(shard).workflow, *WORKFLOW_FIELDS)
 
     def _spec_row(self, spec: str, replies: list[Any]) -> dict[str, Any]:
-        length, groups, pending, dead, stats, feed = replies
+        length, groups, pending, dead, stats, feed, leases, first = replies
         return {
             "name": spec,
             "stream": self.keys.spec(spec).tasks,
@@ -159,4 +164,10 @@ class StatsReader:
             "feed": []
             if isinstance(feed, Exception)
             else [(_s(entry_id), fields) for entry_id, fields in feed],
+            # first delivery (ms) of the longest-held entry past a lease renewal
+            "first_delivery_ms": int(leases[0][1]) if leases and isinstance(leases, list) else None,
+            # idle time (ms) of the oldest pending entry
+            "oldest_idle_ms": int(first[0]["time_since_delivered"])
+            if first and isinstance(first, list)
+            else None,
         }

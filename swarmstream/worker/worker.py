@@ -34,6 +34,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from swarmstream import codec
 from swarmstream.handlers.base import CallableHandler, Handler, as_handler
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import Status, WorkerInfo, WorkerState, worker_name
@@ -326,19 +327,22 @@ class EphemeralWorker:
         self.ledger.owned.clear()
 
     async def _bury_exhausted(self, owned: Owned | None, releases: int) -> None:
-        if owned is None:
-            return
-        reason = (
-            f"released {releases} times without finishing (its worker was stopped each "
-            f"time), max_attempts is {owned.max_attempts}"
-        )
-        from swarmstream import codec
+        if owned is not None:
+            await self._bury_owned(
+                owned,
+                f"released {releases} times without finishing (its worker was stopped each "
+                f"time), max_attempts is {owned.max_attempts}",
+            )
 
+    async def _bury_owned(self, owned: Owned, reason: str) -> None:
+        """Dead-letter an entry the worker gives up on, with the task's final finding
+        when the entry decodes (so that waiters on its id are released)."""
+        entry = owned.entry
         try:
-            task, wire = codec.decode_task(owned.entry.spec, owned.entry.fields)
+            task, wire = codec.decode_task(entry.spec, entry.fields, attempt=entry.deliveries)
         except Exception:
-            task, wire = None, codec.wire_of(owned.entry.fields)
-        await self.execution.bury(owned.entry, reason, None, task, Status.DEAD, wire)
+            task, wire = None, codec.wire_of(entry.fields)
+        await self.execution.bury(entry, reason, None, task, Status.DEAD, wire)
 
     def _check_exit(self) -> None:
         limit = 1 if self.cfg.once else self.cfg.max_tasks
@@ -446,8 +450,7 @@ class EphemeralWorker:
         """Dead-letter an entry whose execution failed inside the worker itself."""
         self.ledger.defer(owned.key)
         try:
-            reason = f"worker error while running it: {describe(exc)}"
-            await self.execution.bury(owned.entry, reason, None, None)
+            await self._bury_owned(owned, f"worker error while running it: {describe(exc)}")
             self.ledger.deferred.discard(owned.key)
         except Exception:
             log.exception("worker %s: %s/%s left for reclaim", self.name, *owned.key)
