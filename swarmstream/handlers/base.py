@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
 from swarmstream.errors import HandlerError
 from swarmstream.models import Result, Task
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -108,3 +111,17 @@ def as_handler(obj: Any, name: str | None = None) -> Handler:
     if not callable(obj):
         raise HandlerError(f"handler {obj!r} is not callable")
     return CallableHandler(obj, name)
+
+
+async def close_handler(handler: Any) -> None:
+    """Call a handler's optional ``close()`` (sync or async) to release what it holds;
+    a failure is logged, never raised."""
+    close = getattr(handler, "close", None)
+    if not callable(close):
+        return
+    try:
+        closing = close()
+        if inspect.isawaitable(closing):
+            await closing
+    except Exception:
+        log.exception("closing handler %s failed", getattr(handler, "name", handler))

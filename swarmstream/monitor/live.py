@@ -9,7 +9,7 @@ attempt times out the next one may take twice as long (up to MAX_TIMEOUT), so
 that a link too slow for a reconnection (handshake and all) within one timeout
 still gets one; a success brings the timeout back. Only a Redis that is too old
 (or a bad URL, refused before the loop starts) stops the monitor, with a
-one-line error.
+one-line error, and so do credentials Redis refuses and a missing ACL permission.
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ import logging
 import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from swarmstream.client import Swarm
-from swarmstream.errors import ConnectionFailed, RedisVersionError
+from swarmstream.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    PermissionDenied,
+    RedisVersionError,
+)
 from swarmstream.monitor.render import render
 from swarmstream.monitor.snapshot import Snapshot, collect
 from swarmstream.settings import Settings
+from swarmstream.transport.connection import permission_denied
 from swarmstream.transport.stats import StatsReader
 
 log = logging.getLogger(__name__)
@@ -80,8 +86,10 @@ class Monitor:
                 await asyncio.wait_for(self.swarm.check(), self.timeout)
                 self.checked = True
             self.snap = await asyncio.wait_for(collect(self.reader, self.snap), self.timeout)
-        except RedisVersionError:
-            raise
+        except (RedisVersionError, AuthenticationFailed, PermissionDenied):
+            raise  # waiting would not help: say so and stop
+        except NoPermissionError as exc:
+            raise permission_denied(self.settings.redis, exc) from None
         except Exception as exc:  # the monitor must outlive any one failed refresh
             log.debug("refresh failed", exc_info=True)
             status = describe(exc, self.timeout)

@@ -1,15 +1,17 @@
 """Keeping what a worker owns, and only that: lease renewal, reclaim of dead
-workers' entries, and recovery of entries delivered by a read whose reply was lost.
+workers' entries, recovery of entries delivered by a read whose reply was lost, and
+pruning of dead workers' consumers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from swarmstream.settings import WorkerSettings
+from swarmstream.transport.registry import Registry
 from swarmstream.transport.streams import Entry, Streams
-from swarmstream.worker.ledger import Ledger
+from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +100,39 @@ class Leases:
                 self.dispatch(Entry(spec, entry_id, fields[entry_id], deliveries[entry_id]))
         self.counts["recovered"] += found
         return found
+
+    async def prune_dead(self, registry: Registry) -> None:
+        """Remove consumers of dead workers that own nothing any more."""
+        live = await registry.live_names()
+        stale_ms = 2 * self.cfg.claim_idle * 1000
+        for spec in self.specs:
+            for c in await self.streams.consumers(spec):
+                if c["name"] in live or c["name"] == self.name:
+                    continue
+                stale = c["pending"] == 0 and c["idle"] > stale_ms
+                if stale and await self.streams.prune_consumer(spec, c["name"]):
+                    log.info("pruned dead consumer %s from %s", c["name"], spec)
+
+    async def release_all(self, exhausted: Callable[[Owned, int], Awaitable[None]]) -> None:
+        """Give back everything this worker still has in its pending lists (entries it
+        owns but will not finish, and any a lost reply delivered), for immediate
+        reclaim. An entry released as often as its max_attempts is handed to
+        ``exhausted`` (with its release count) instead, to be dead-lettered."""
+        idle_ms = int(self.cfg.claim_idle * 1000)
+        for spec in self.specs:
+            pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
+            items: list[tuple[str, int]] = []
+            for entry_id, _ in pending:
+                if (spec, entry_id) in self.ledger.deferred:
+                    continue  # a retry waiting for its backoff: left as it is
+                owned = self.ledger.get((spec, entry_id))
+                started = owned is not None and owned.started
+                items.append((entry_id, owned.max_attempts if owned and started else 0))
+            results = await self.streams.release(spec, self.name, items, idle_ms)
+            for (entry_id, _), result in zip(items, results, strict=True):
+                owned = self.ledger.get((spec, entry_id))
+                if result == 1:
+                    self.counts["released"] += 1
+                elif result < 0 and owned is not None:
+                    await exhausted(owned, -result)
+        self.ledger.owned.clear()

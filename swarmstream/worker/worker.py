@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import socket
@@ -35,7 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from swarmstream import codec
-from swarmstream.handlers.base import CallableHandler, Handler, as_handler
+from swarmstream.handlers.base import CallableHandler, Handler, as_handler, close_handler
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import Status, WorkerInfo, WorkerState, worker_name
 from swarmstream.settings import Settings
@@ -43,7 +42,8 @@ from swarmstream.transport.connection import connect, failures, wait_for_redis
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.streams import Completion, Entry, Streams
 from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome, describe
-from swarmstream.worker.leases import RECOVER_COUNT, Leases
+from swarmstream.worker.flusher import Flusher
+from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,6 @@ class EphemeralWorker:
         self.ledger = Ledger()
         self._running = 0
         self._dispatched = 0
-        self._buffer: dict[str, list[Completion]] = defaultdict(list)
-        self._flush_wanted = asyncio.Event()
-        self._flushing = 0  # flushes in flight
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
         self._closing = asyncio.Event()
@@ -114,6 +111,7 @@ class EphemeralWorker:
         self.registry: Registry
         self.execution: Execution
         self.leases: Leases
+        self.flusher: Flusher
 
     # -- public API --------------------------------------------------------
 
@@ -231,6 +229,9 @@ class EphemeralWorker:
             self._counts,
             give_up=self._past_grace,
         )
+        self.flusher = Flusher(
+            self.streams, self.name, self.ledger, self.execution.account, self._slot_free.set
+        )
         self.leases = Leases(
             self.streams, self.ledger, self.name, self.specs, self.cfg, self._counts, self._dispatch
         )
@@ -263,17 +264,17 @@ class EphemeralWorker:
         for job in late:
             job.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        self._flush_wanted.set()
+        self.flusher.wanted.set()
         await self._drain_flush()
         self._closing.set()
-        self._flush_wanted.set()
+        self.flusher.wanted.set()
         _, stuck = await asyncio.wait(loops, timeout=min(5.0, self._left()))
         for loop in stuck:
             loop.cancel()
         await asyncio.gather(*stuck, return_exceptions=True)
         try:
             async with asyncio.timeout(self._left()):
-                await self._release_all()
+                await self.leases.release_all(self._bury_exhausted)
                 await self.registry.unregister(self.name)
                 for spec in self.specs:
                     await self.streams.prune_consumer(spec, self.name)
@@ -281,20 +282,10 @@ class EphemeralWorker:
             log.warning("worker %s: cleanup at exit incomplete (%s)", self.name, describe(exc))
         self.state = WorkerState.STOPPED
         self._pool.shutdown(wait=False, cancel_futures=True)
-        await self._close_handler()
+        await close_handler(self.handler)
         if self._own_client and self._client is not None:
             await self._client.aclose()
         log.info("worker %s stopped: %s", self.name, self.summary())
-
-    async def _close_handler(self) -> None:
-        close = getattr(self.handler, "close", None)  # optional: release what it holds
-        if callable(close):
-            try:
-                closing = close()
-                if inspect.isawaitable(closing):
-                    await closing
-            except Exception:
-                log.exception("worker %s: closing handler %s failed", self.name, self.handler.name)
 
     async def _wait_jobs(self, jobs: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
         """Wait for in-flight jobs until the grace deadline or a forced stop."""
@@ -304,35 +295,10 @@ class EphemeralWorker:
             _, pending = await asyncio.wait(pending, timeout=max(step, 0.001))
         return pending
 
-    async def _release_all(self) -> None:
-        """Give back everything this worker still has in its pending lists (entries it
-        owns but will not finish, and any a lost reply delivered), for immediate
-        reclaim. An entry released as often as its max_attempts is dead-lettered."""
-        idle_ms = int(self.cfg.claim_idle * 1000)
-        for spec in self.specs:
-            pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
-            items: list[tuple[str, int]] = []
-            for entry_id, _ in pending:
-                if (spec, entry_id) in self.ledger.deferred:
-                    continue  # a retry waiting for its backoff: left as it is
-                owned = self.ledger.get((spec, entry_id))
-                started = owned is not None and owned.started
-                items.append((entry_id, owned.max_attempts if owned and started else 0))
-            results = await self.streams.release(spec, self.name, items, idle_ms)
-            for (entry_id, _), result in zip(items, results, strict=True):
-                if result == 1:
-                    self._counts["released"] += 1
-                elif result < 0:
-                    await self._bury_exhausted(self.ledger.get((spec, entry_id)), -result)
-        self.ledger.owned.clear()
-
-    async def _bury_exhausted(self, owned: Owned | None, releases: int) -> None:
-        if owned is not None:
-            await self._bury_owned(
-                owned,
-                f"released {releases} times without finishing (its worker was stopped each "
-                f"time), max_attempts is {owned.max_attempts}",
-            )
+    async def _bury_exhausted(self, owned: Owned, releases: int) -> None:
+        why = "its worker was stopped each time"
+        reason = f"released {releases} times without finishing ({why}), max_attempts is"
+        await self._bury_owned(owned, f"{reason} {owned.max_attempts}")
 
     async def _bury_owned(self, owned: Owned, reason: str) -> None:
         """Dead-letter an entry the worker gives up on, with the task's final finding
@@ -485,78 +451,20 @@ class EphemeralWorker:
             self.ledger.forget(owned.key)
             return
         owned.writing = True
-        self._buffer[owned.entry.spec].append(outcome)
-        if self._flushing or self._stop.is_set():
-            self._flush_wanted.set()  # batched by the flush loop
-        else:
-            await self._flush_now()
-
-    async def _flush_now(self) -> None:
-        """Record the buffer right away, in the finishing task's own turn: when no
-        flush is in flight, a finding goes out without a hop to the flush loop (one
-        event-loop turn less on every task's latency); under load, completions
-        pile up meanwhile and the flush loop records them in batches. It is counted
-        in ``_flushing`` before its first await, so the jobs finishing in the same
-        turn see it and batch up behind it."""
-        self._flushing += 1
-        try:
-            await self._flush_once()
-        except TRANSIENT:
-            self._flush_wanted.set()  # the flush loop retries with backoff
-        finally:
-            self._flushing -= 1
-            if any(self._buffer.values()):
-                # completions that arrived meanwhile, or a batch put back because this
-                # job was cancelled mid-write (the Lua step is idempotent and fenced,
-                # so writing it again is safe)
-                self._flush_wanted.set()
-
-    async def _flush_loop(self) -> None:
-        while not self._closing.is_set():
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
-            self._flushing += 1
-            try:
-                await self._flush_once()
-            except TRANSIENT as exc:
-                await self._backoff("flush", exc)
-                self._flush_wanted.set()
-            finally:
-                self._flushing -= 1
-
-    async def _flush_once(self) -> None:
-        batch, self._buffer = self._buffer, defaultdict(list)
-        try:
-            for spec in list(batch):
-                items = batch[spec]
-                try:
-                    results = await self.streams.complete(spec, self.name, items)
-                except TRANSIENT:
-                    raise
-                except Exception:
-                    # Not a connection problem: retrying would fail the same way. The
-                    # entries stay pending in Redis, left for another worker's reclaim.
-                    log.exception("recording %d findings on %s failed", len(items), spec)
-                    for item in items:
-                        self.ledger.defer((spec, item.entry_id))
-                    del batch[spec]
-                    continue
-                self.execution.account(spec, items, results, self.ledger)
-                del batch[spec]
-        finally:
-            for spec, items in batch.items():  # put back what was not written
-                self._buffer[spec][:0] = items
-            self._slot_free.set()
+        await self.flusher.add(owned.entry.spec, outcome, batch_only=self._stop.is_set())
 
     async def _drain_flush(self) -> None:
         """Write the queued findings before exiting, until the grace period is over;
         what is not written by then stays pending in Redis for another worker."""
-        while any(self._buffer.values()) and not self._past_grace():
+        while self.flusher and not self._past_grace():
             try:
                 async with asyncio.timeout(self._left()):
-                    await self._flush_once()
+                    await self.flusher.once()
             except TRANSIENT_OR_LATE as exc:
                 await self._backoff("flush", exc, until_grace=True)
+
+    async def _flush_loop(self) -> None:
+        await self.flusher.loop(self._closing, self._backoff)
 
     async def _leases_loop(self) -> None:
         while not await self._pause(self.cfg.lease_every):
@@ -586,22 +494,10 @@ class EphemeralWorker:
                         await self.streams.trim(spec)
                 if now >= next_prune:
                     next_prune = now + max(30.0, self.cfg.claim_idle)
-                    await self._prune_dead_consumers()
+                    await self.leases.prune_dead(self.registry)
             except TRANSIENT as exc:
                 log.warning("upkeep failed (%s); retrying", exc)
             await self._pause(self.cfg.heartbeat_interval)
-
-    async def _prune_dead_consumers(self) -> None:
-        """Remove consumers of dead workers that own nothing any more."""
-        live = await self.registry.live_names()
-        stale_ms = 2 * self.cfg.claim_idle * 1000
-        for spec in self.specs:
-            for c in await self.streams.consumers(spec):
-                if c["name"] in live or c["name"] == self.name:
-                    continue
-                stale = c["pending"] == 0 and c["idle"] > stale_ms
-                if stale and await self.streams.prune_consumer(spec, c["name"]):
-                    log.info("pruned dead consumer %s from %s", c["name"], spec)
 
     async def _backoff(self, what: str, exc: BaseException, until_grace: bool = False) -> None:
         """Wait before retrying after a transient Redis failure (or until stopped)."""
