@@ -65,3 +65,18 @@ def exits(task: Task) -> str:
 
 def unencodable(task: Task) -> dict[str, object]:
     return {"content": "fine", "data": {1, 2, 3}}
+
+
+def scripted(task: Task) -> object:
+    """Does what the task's data says (the fuzz test drives handler results this way):
+    ``{"do": "return", "value": V}`` returns V, ``{"do": "raise"}`` raises,
+    ``{"do": "exit"}`` raises SystemExit; anything else echoes the text."""
+    data = task.data if isinstance(task.data, dict) else {}
+    action = data.get("do")
+    if action == "raise":
+        raise RuntimeError(f"scripted failure {data.get('value')!r}")
+    if action == "exit":
+        raise SystemExit(7)
+    if action == "return":
+        return data.get("value")
+    return task.text
