@@ -48,7 +48,7 @@ async def test_both_resp_protocols(secured: EmbeddedRedis, protocol: int) -> Non
     settings = Settings.from_flat({"url": url, "namespace": f"resp{protocol}"})
     async with Swarm(settings) as swarm:
         conn = await swarm.client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        assert conn.protocol == protocol
+        assert int(conn.protocol) == protocol  # redis-py 6.0 keeps the str of the URL
         await swarm.client.connection_pool.release(conn)
     await _round_trip(settings)
 
