@@ -160,7 +160,11 @@ class Swarm:
         task_id: str | None = None,
         count: int | None = None,
     ) -> list[Finding]:
-        """Stored findings, filtered by spec, shard or task (oldest first)."""
+        """Stored findings, filtered by spec, shard or task (oldest first).
+
+        With ``count``, the newest ``count`` of them: each spec's stream is read
+        backwards for only that many (more pages when a shard filters them), so the
+        cost follows ``count``, not the number of stored findings."""
         specs = [spec] if spec else await self.results.specs()
         if task_id is not None:
             for s in specs:
@@ -170,7 +174,11 @@ class Swarm:
             raise TaskNotFound(f"no finding for task {task_id}")
         out: list[Finding] = []
         for s in specs:
-            out += [f for f in await self.results.findings(s) if shard is None or f.shard == shard]
+            if count:
+                out += await self.results.newest_findings(s, count, shard)
+            else:
+                found = await self.results.findings(s)
+                out += [f for f in found if shard is None or f.shard == shard]
         out.sort(key=lambda f: f.finished)
         return out[-count:] if count else out
 

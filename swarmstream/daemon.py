@@ -20,7 +20,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from swarmstream.embedded import EmbeddedRedis, port_in_use, process_alive, server_pid
+from swarmstream.embedded import (
+    EmbeddedRedis,
+    Listener,
+    free_port_near,
+    identify,
+    process_alive,
+    server_pid,
+)
 from swarmstream.errors import ConfigError, EmbeddedServerError
 
 #: Port of ``swarmstream up`` without ``--port``: the port of the default Redis URL,
@@ -67,7 +74,8 @@ def home_dir(env: Mapping[str, str] | None = None) -> Path:
 def up(dir: Path | None = None, port: int | None = None, timeout: float = 15.0) -> Status:
     """Start our server in ``dir`` (on ``port``, default 6379), or reuse the running one.
 
-    Raises EmbeddedServerError when the port is taken by any other server.
+    Raises EmbeddedServerError when anything else listens on the port, saying
+    whether it is a Redis (and how to use it instead) or something else.
     """
     d = _resolve(dir)
     if port is not None and not 0 < port < 65536:
@@ -88,11 +96,9 @@ def up(dir: Path | None = None, port: int | None = None, timeout: float = 15.0) 
             )
         _forget(d)
         chosen = port or DEFAULT_PORT
-        if port_in_use(chosen, HOST):
-            raise EmbeddedServerError(
-                f"port {chosen} is already in use by another server (not one 'swarmstream up' "
-                f"started in {d}); choose a free port with --port"
-            )
+        found = identify(chosen, HOST)
+        if found is not None:
+            raise EmbeddedServerError(_occupied(found, chosen, d))
         server = EmbeddedRedis(dir=d, port=chosen, host=HOST, appendonly=True)
         url = server.start(daemonize=True, timeout=timeout)
         pid = server_pid(chosen, HOST) or server.read_pid()
@@ -121,6 +127,27 @@ def down(dir: Path | None = None, timeout: float = 30.0) -> Status:
         forced = _terminate(rec.pid, timeout)
         _forget(d)
         return Status(ServerState.STOPPED, d, rec.port, rec.pid, rec.url, forced)
+
+
+def _occupied(found: Listener, port: int, d: Path) -> str:
+    """Why ``up`` will not start on ``port``, and what to do instead."""
+    other = f"start swarmstream's own on another port with --port {free_port_near(port, HOST)}"
+    where = f"{HOST}:{port}"
+    if not found.redis:
+        return (
+            f"port {port} on {HOST} is taken by something that is not Redis (it did not "
+            f"answer PING); {other}"
+        )
+    if found.needs_auth:
+        what = "a Redis server that asks for a password (it answered NOAUTH)"
+        url = f"redis://:PASSWORD@{where}/0"
+    else:
+        what = f"a Redis server (version {found.version})" if found.version else "a Redis server"
+        url = f"redis://{where}/0"
+    return (
+        f"{what} already answers on {where} and was not started by 'swarmstream up' in {d}: "
+        f"use it with export SWARMSTREAM_REDIS_URL={url}, or {other}"
+    )
 
 
 def _resolve(dir: Path | None) -> Path:

@@ -78,28 +78,84 @@ def server_pid(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> int 
     """
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(b"INFO server\r\n")
-            buf = b""
-            while b"\r\n" not in buf and len(buf) < 64:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return None
-                buf += chunk
-            head, _, body = buf.partition(b"\r\n")
-            if not head.startswith(b"$") or not head[1:].isdigit():
-                return None
-            size = int(head[1:])
-            while len(body) < size:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return None
-                body += chunk
+            info = _info_server(s)
     except OSError:
         return None
-    for line in body[:size].decode("utf-8", "replace").splitlines():
-        if line.startswith("process_id:") and line[11:].strip().isdigit():
-            return int(line[11:].strip())
+    pid = _info_field(info or "", "process_id")
+    return int(pid) if pid is not None and pid.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """What answers on a TCP port, as far as a raw PING tells (``identify``)."""
+
+    redis: bool  # it answered PING as Redis does (PONG, or NOAUTH)
+    needs_auth: bool = False  # a Redis that answered NOAUTH: it wants a password
+    version: str | None = None  # redis_version, when INFO answered without a password
+
+
+def identify(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> Listener | None:
+    """Who listens on ``host:port``: None when nothing does; else whether it is a
+    Redis (with its version, or needing a password) or something else."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            reply = _line(s)
+            if reply.startswith(b"-NOAUTH"):
+                return Listener(redis=True, needs_auth=True)
+            if not reply.startswith(b"+PONG"):
+                return Listener(redis=False)
+            try:
+                info = _info_server(s)
+            except OSError:  # an ACL may refuse INFO: still a Redis
+                info = None
+    except ConnectionRefusedError:
+        return None
+    except OSError:  # accepted, then silence or a reset: not a Redis we can talk to
+        return Listener(redis=False)
+    return Listener(redis=True, version=_info_field(info or "", "redis_version"))
+
+
+def _line(s: socket.socket, limit: int = 256) -> bytes:
+    """The first line a peer sends (up to ``limit`` bytes)."""
+    buf = b""
+    while b"\r\n" not in buf and len(buf) < limit:
+        chunk = s.recv(limit)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _info_server(s: socket.socket) -> str | None:
+    """The text of a raw ``INFO server`` on a connected socket (None: not a bulk reply)."""
+    s.sendall(b"INFO server\r\n")
+    buf = _line(s, 64)
+    head, _, body = buf.partition(b"\r\n")
+    if not head.startswith(b"$") or not head[1:].isdigit():
+        return None
+    size = int(head[1:])
+    while len(body) < size:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return body[:size].decode("utf-8", "replace")
+
+
+def _info_field(info: str, name: str) -> str | None:
+    for line in info.splitlines():
+        if line.startswith(f"{name}:"):
+            return line[len(name) + 1 :].strip()
     return None
+
+
+def free_port_near(port: int, host: str = "127.0.0.1", tries: int = 100) -> int:
+    """The first port after ``port`` that nothing listens on (else any free one)."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        if not port_in_use(candidate, host):
+            return candidate
+    return free_port(host)
 
 
 @dataclass

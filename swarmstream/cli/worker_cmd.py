@@ -11,8 +11,19 @@ from swarmstream.errors import ConfigError
 from swarmstream.handlers import Handler, resolve
 from swarmstream.handlers.exec import ExecHandler
 from swarmstream.keys import validate_name
+from swarmstream.settings import WorkerSettings
 from swarmstream.worker.process import serve, tune_gc
 from swarmstream.worker.worker import EphemeralWorker
+
+#: the defaults shown in --help; a flag left out is None, so that it overrides
+#: neither the config file nor SWARMSTREAM_* variables
+_D = WorkerSettings()
+
+
+def _default(value: object) -> str:
+    """' [default: X]' for a help text (Rich markup needs the bracket escaped)."""
+    shown = "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return f" \\[default: {shown}]"
 
 
 def worker(
@@ -22,7 +33,7 @@ def worker(
         str | None,
         typer.Option(
             "--handler",
-            help="Built-in (echo, sleep) or module:function (default: echo).",
+            help="Built-in (echo, sleep, retrieve) or module:function. \\[default: echo]",
             show_default=False,
         ),
     ] = None,
@@ -36,27 +47,102 @@ def worker(
             "Split like a shell line, never run by a shell.",
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Tasks at once.")] = 8,
-    once: Annotated[bool, typer.Option("--once", help="Run one task, then exit.")] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Tasks at once." + _default(_D.concurrency),
+            show_default=False,
+        ),
+    ] = None,
+    once: Annotated[
+        bool | None,
+        typer.Option("--once", help="Run one task, then exit.", show_default=False),
+    ] = None,
     max_tasks: Annotated[
-        int | None, typer.Option("--max-tasks", help="Exit after this many tasks.")
+        int | None,
+        typer.Option(
+            "--max-tasks",
+            help="Exit after this many tasks." + _default(_D.max_tasks),
+            show_default=False,
+        ),
     ] = None,
     idle_exit: Annotated[
-        float | None, typer.Option("--idle-exit", help="Exit after this many idle seconds.")
+        float | None,
+        typer.Option(
+            "--idle-exit",
+            metavar="SECONDS",
+            help="Exit after this many idle seconds." + _default(_D.idle_exit),
+            show_default=False,
+        ),
     ] = None,
     claim_idle: Annotated[
         float | None,
-        typer.Option("--claim-idle", help="Seconds before a dead worker's task is reclaimed."),
+        typer.Option(
+            "--claim-idle",
+            metavar="SECONDS",
+            help="Seconds before a dead worker's task is reclaimed." + _default(_D.claim_idle),
+            show_default=False,
+        ),
     ] = None,
     grace: Annotated[
-        float | None, typer.Option("--grace", help="Seconds to finish tasks on SIGTERM.")
+        float | None,
+        typer.Option(
+            "--grace",
+            metavar="SECONDS",
+            help="Seconds to finish tasks on SIGTERM." + _default(_D.grace),
+            show_default=False,
+        ),
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Default handler timeout in seconds.")
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Handler timeout of tasks that set none (setting default_timeout)."
+            + _default(_D.default_timeout),
+            show_default=False,
+        ),
     ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Consumer name.")] = None,
+    retry_base: Annotated[
+        float | None,
+        typer.Option(
+            "--retry-base",
+            metavar="SECONDS",
+            help="Backoff before a failed task's first retry; doubles per attempt, with jitter."
+            + _default(_D.retry_base),
+            show_default=False,
+        ),
+    ] = None,
+    retry_max: Annotated[
+        float | None,
+        typer.Option(
+            "--retry-max",
+            metavar="SECONDS",
+            help="Longest backoff between retries." + _default(_D.retry_max),
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Consumer name. \\[default: host-pid-random]", show_default=False
+        ),
+    ] = None,
+    show_settings: Annotated[
+        bool,
+        typer.Option(
+            "--show-settings",
+            help="Print the resolved settings as JSON (password redacted) and exit, "
+            "without connecting.",
+        ),
+    ] = False,
 ) -> None:
     """Claim tasks from SPEC streams and run a handler on each; report findings.
+
+    Each setting comes from its flag, else its SWARMSTREAM_* variable, else the
+    --config file, else the default shown here (--show-settings prints the result).
 
     Example: swarmstream worker research --handler echo --concurrency 4 --idle-exit 30
 
@@ -64,7 +150,7 @@ def worker(
 
     swarmstream worker research --exec "claude -p" --concurrency 4 --timeout 600
     """
-    from swarmstream.cli.app import globals_of
+    from swarmstream.cli.app import globals_of, print_settings
 
     if handler is not None and exec_command is not None:
         raise ConfigError("--handler and --exec are mutually exclusive: give one of them")
@@ -72,13 +158,18 @@ def worker(
         validate_name("spec", spec)
     settings = globals_of(ctx).settings(
         concurrency=concurrency,
-        once=once or None,
+        once=once,
         max_tasks=max_tasks,
         idle_exit=idle_exit,
         claim_idle=claim_idle,
         grace=grace,
         default_timeout=timeout,
+        retry_base=retry_base,
+        retry_max=retry_max,
     )
+    if show_settings:
+        print_settings(settings)
+        return
     chosen: Handler = (
         ExecHandler.from_command(exec_command)
         if exec_command is not None

@@ -46,6 +46,33 @@ class Results:
         rows = await self.client.xrange(self.keys.spec(spec).findings, start, end, count)
         return [codec.decode_finding(_s(i), f) for i, f in rows]
 
+    async def newest_findings(
+        self, spec: str, count: int, shard: str | None = None, page: int = 1000
+    ) -> list[Finding]:
+        """The newest ``count`` findings of a spec (of one shard, if given), oldest
+        first. XREVRANGE reads backwards from the newest entry: ``count`` entries
+        without a shard; with one, pages of ``max(count, page)`` until enough match
+        or the stream is exhausted."""
+        if count <= 0:
+            return []
+        key = self.keys.spec(spec).findings
+        size = count if shard is None else max(count, page)
+        out: list[Finding] = []
+        end = "+"
+        while len(out) < count:
+            rows = await self.client.xrevrange(key, end, "-", size)
+            for entry_id, fields in rows:
+                finding = codec.decode_finding(_s(entry_id), fields)
+                if shard is None or finding.shard == shard:
+                    out.append(finding)
+                    if len(out) == count:
+                        break
+            if len(rows) < size:
+                break
+            end = f"({_s(rows[-1][0])}"
+        out.reverse()
+        return out
+
     async def last_finding_id(self, spec: str) -> str:
         """The id of the newest finding of a spec ('0-0' if none): a follow cursor."""
         rows = await self.client.xrevrange(self.keys.spec(spec).findings, count=1)

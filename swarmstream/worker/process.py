@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from swarmstream.errors import ConfigError
 from swarmstream.handlers.base import Handler
-from swarmstream.settings import Settings
+from swarmstream.settings import Settings, env_names
 from swarmstream.worker.execution import ContextProvider
 from swarmstream.worker.worker import EphemeralWorker, WorkerSummary
 
@@ -69,7 +68,6 @@ def run_worker(
 def worker_argv(
     specs: Sequence[str],
     handler: str | None,
-    settings: Settings,
     *,
     name: str | None = None,
     extra: Sequence[str] = (),
@@ -78,7 +76,9 @@ def worker_argv(
     """The command line of a worker subprocess (``python -m swarmstream worker``).
 
     ``handler`` is a ``--handler`` reference; ``exec_command`` runs an external command
-    instead (``--exec``; pass ``handler=None`` with it). Neither means ``echo``.
+    instead (``--exec``; pass ``handler=None`` with it). Neither means ``echo``. The
+    settings do not appear here (``ps`` would show the URL's password): the child
+    reads them from its environment (``worker_env``).
     """
     if handler is not None and exec_command is not None:
         raise ConfigError("give a handler or an exec command, not both")
@@ -88,45 +88,21 @@ def worker_argv(
         chosen = ["--exec", exec_command]
     else:
         chosen = []
-    cfg = settings.worker
-    argv = [
-        sys.executable,
-        "-m",
-        "swarmstream",
-        "--redis-url",
-        settings.redis.url,
-        "--namespace",
-        settings.redis.namespace,
-        "worker",
-        *specs,
-        *chosen,
-        "--concurrency",
-        str(cfg.concurrency),
-        "--claim-idle",
-        str(cfg.claim_idle),
-    ]
+    argv = [sys.executable, "-m", "swarmstream", "worker", *specs, *chosen]
     if name:
         argv += ["--name", name]
-    if cfg.once:
-        argv.append("--once")
-    if cfg.max_tasks is not None:
-        argv += ["--max-tasks", str(cfg.max_tasks)]
-    if cfg.idle_exit is not None:
-        argv += ["--idle-exit", str(cfg.idle_exit)]
     return argv + list(extra)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``SWARMSTREAM_*`` variables carrying the worker and retention settings that
-    have no command-line flag, so a subprocess resolves the same settings."""
-    flags = {"concurrency", "claim_idle", "once", "max_tasks", "idle_exit"}
-    out: dict[str, str] = {}
-    for section in (settings.worker, settings.retention):
-        for f in dataclasses.fields(section):
-            value = getattr(section, f.name)
-            if f.name not in flags and value is not None:
-                out[f"SWARMSTREAM_{f.name.upper()}"] = str(value)
-    return out
+def worker_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker subprocess: ``base`` (default: this process's)
+    without any ``SWARMSTREAM_*`` setting variable of its own, plus one variable per
+    setting of ``settings`` (``Settings.to_env``), so that the child resolves exactly
+    these settings, password and timeouts included."""
+    inherited = os.environ if base is None else base
+    names = env_names()
+    kept = {k: v for k, v in inherited.items() if k not in names}
+    return {**kept, **settings.to_env()}
 
 
 def spawn_worker(
@@ -142,11 +118,13 @@ def spawn_worker(
 ) -> subprocess.Popen[bytes]:
     """Start a worker as a subprocess (its own process group); returns the Popen.
 
-    ``exec_command`` (with ``handler=None``) makes it run that command per task."""
-    full_env = {**os.environ, **settings_env(settings), **(env or {})}
+    The settings travel in the child's environment (``worker_env``), never on its
+    command line; ``env`` adds or overrides variables, ``extra`` adds arguments
+    (flags win over the environment). ``exec_command`` (with ``handler=None``) makes
+    it run that command per task."""
     return subprocess.Popen(
-        worker_argv(specs, handler, settings, name=name, extra=extra, exec_command=exec_command),
-        env=full_env,
+        worker_argv(specs, handler, name=name, extra=extra, exec_command=exec_command),
+        env={**worker_env(settings), **(env or {})},
         start_new_session=True,
         **popen,
     )
