@@ -235,11 +235,6 @@ def test_the_documented_acl_rule_is_enough(
     assert status.returncode == 0, status.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the connection layer to raise AuthenticationFailed (translate) at once, "
-    "from the concurrent change to transport/connection.py; remove this mark when it lands",
-)
 def test_wrong_password_exits_4_at_once(secured: EmbeddedRedis, ns: str) -> None:
     url = f"redis://:wrong@127.0.0.1:{secured.port}/0"
     r = cli(None, "--redis-url", url, "--namespace", ns, "status", timeout=30)

@@ -38,6 +38,7 @@ CASES: dict[str, tuple[Any, Any, Any]] = {
     "connect_timeout": (3.0, 4.0, None),
     "health_check_interval": (7, 9, None),
     "retries": (1, 2, None),
+    "connect_wait": (1.0, 2.0, 3.0),
     "concurrency": (3, 5, 7),
     "claim_idle": (30.0, 40.0, 50.0),
     "lease_interval": (5.0, 6.0, None),

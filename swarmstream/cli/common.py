@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -72,3 +72,38 @@ def quiet_pipe() -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+#: ``--connect-wait``, for the long-running commands (worker, shard, run)
+ConnectWait = Annotated[
+    float | None,
+    typer.Option(
+        "--connect-wait",
+        metavar="SECONDS",
+        help="How long to wait for Redis to answer at start, retrying with backoff and "
+        "logging each try (setting connect_wait); then exit 3. Bad credentials or "
+        "permissions exit at once. \\[default: wait as long as it takes]",
+        show_default=False,
+    ),
+]
+
+
+async def wait_for(settings: Settings, what: str) -> bool:
+    """Wait for Redis as a long-running command does (``connect_wait``); False when
+    interrupted (SIGINT/SIGTERM) while waiting."""
+    import signal
+
+    from swarmstream.transport.connection import wait_for_redis
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        found = await wait_for_redis(
+            settings.redis, wait=settings.redis.connect_wait, stop=stop, what=what
+        )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return found is not None

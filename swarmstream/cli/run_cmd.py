@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bars
 
+from swarmstream.cli.common import ConnectWait, wait_for
 from swarmstream.client import Swarm
 from swarmstream.settings import Settings
 from swarmstream.shard.runner import Progress, WorkflowRunner, WorkflowSummary
@@ -49,7 +50,9 @@ class _Display:
 
 async def _run(
     settings: Settings, workflow: Workflow, run_id: str | None, display: _Display
-) -> WorkflowSummary:
+) -> WorkflowSummary | None:
+    if not await wait_for(settings, f"workflow {workflow.name}"):
+        return None
     async with Swarm(settings) as swarm:
         runner = WorkflowRunner(swarm, workflow, run_id=run_id, on_progress=display)
         return await runner.run()
@@ -85,6 +88,7 @@ def run(
             "else start a new one. A new id abandons an unfinished run.",
         ),
     ] = None,
+    connect_wait: ConnectWait = None,
 ) -> None:
     """Run a pass workflow: post each pass's tasks, wait for the findings until the
     pass deadline, synthesize, and feed the synthesis to the next pass. Progress is
@@ -97,7 +101,7 @@ def run(
     wf = load_workflow(workflow)
     if shard:
         wf = wf.with_shard(shard)
-    settings = globals_of(ctx).settings()
+    settings = globals_of(ctx).settings(connect_wait=connect_wait)
     console = Console(stderr=True)
     columns = (
         TextColumn("{task.description}"),
@@ -108,6 +112,8 @@ def run(
     )
     with Bars(*columns, console=console) as bars:
         summary = asyncio.run(_run(settings, wf, run_id, _Display(bars, console)))
+    if summary is None:
+        raise typer.Exit(130)  # interrupted while waiting for Redis
     _report(summary)
 
 

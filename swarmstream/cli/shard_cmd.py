@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.cli.common import ConnectWait, wait_for
 from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError
 from swarmstream.keys import validate_name
@@ -32,6 +33,7 @@ def shard(
         list[Path] | None, typer.Option("--context", help="File or folder to load (repeatable).")
     ] = None,
     heartbeat: Annotated[float, typer.Option("--heartbeat", help="Seconds between beats.")] = 5.0,
+    connect_wait: ConnectWait = None,
 ) -> None:
     """Run a memory shard: register it, load its context, keep a heartbeat and collect
     the findings of its tasks until interrupted (all state stays in Redis).
@@ -40,11 +42,13 @@ def shard(
     """
     from swarmstream.cli.app import globals_of
 
-    settings = globals_of(ctx).settings()
+    settings = globals_of(ctx).settings(connect_wait=connect_wait)
     sid = validate_name("shard", shard_id or spec)
     validate_name("spec", spec)
 
     async def main() -> None:
+        if not await wait_for(settings, f"shard {sid}"):
+            return
         async with Swarm(settings) as swarm:
             memory = MemoryShard(swarm, sid, spec)
             await memory.register()

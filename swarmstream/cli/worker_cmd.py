@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.cli.common import ConnectWait
 from swarmstream.errors import ConfigError
 from swarmstream.handlers import Handler, resolve
 from swarmstream.handlers.exec import ExecHandler
@@ -130,6 +131,7 @@ def worker(
             "--name", help="Consumer name. \\[default: host-pid-random]", show_default=False
         ),
     ] = None,
+    connect_wait: ConnectWait = None,
     show_settings: Annotated[
         bool,
         typer.Option(
@@ -166,6 +168,7 @@ def worker(
         default_timeout=timeout,
         retry_base=retry_base,
         retry_max=retry_max,
+        connect_wait=connect_wait,
     )
     if show_settings:
         print_settings(settings)

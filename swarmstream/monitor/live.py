@@ -36,7 +36,7 @@ from swarmstream.errors import (
 from swarmstream.monitor.render import render
 from swarmstream.monitor.snapshot import Snapshot, collect
 from swarmstream.settings import Settings
-from swarmstream.transport.connection import permission_denied
+from swarmstream.transport.connection import translated
 from swarmstream.transport.stats import StatsReader
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Monitor:
         except (RedisVersionError, AuthenticationFailed, PermissionDenied):
             raise  # waiting would not help: say so and stop
         except NoPermissionError as exc:
-            raise permission_denied(self.settings.redis, exc) from None
+            raise translated(self.settings.redis, exc) from None
         except Exception as exc:  # the monitor must outlive any one failed refresh
             log.debug("refresh failed", exc_info=True)
             status = describe(exc, self.timeout)

@@ -29,7 +29,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -48,10 +47,11 @@ from swarmstream.errors import (
     AuthenticationFailed,
     ConfigError,
     ConnectionFailed,
-    PermissionDenied,
     RedisVersionError,
+    SwarmstreamError,
 )
 from swarmstream.settings import RedisSettings
+from swarmstream.transport.errors import translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,27 +80,9 @@ def keepalive_options() -> dict[int, int]:
     return {getattr(socket, n): v for n, v in wanted.items() if hasattr(socket, n)}
 
 
-def redis_user(settings: RedisSettings) -> str:
-    """The ACL user a URL logs in as (``default`` without a user name)."""
-    return unquote(urlsplit(settings.url).username or "") or "default"
-
-
-def auth_failed(settings: RedisSettings, exc: BaseException) -> AuthenticationFailed:
-    """Redis refused the credentials: say so, for which user and where."""
-    return AuthenticationFailed(
-        f"authentication failed for user {redis_user(settings)!r} at "
-        f"{settings.redacted_url}: {str(exc).rstrip('.')}"
-    )
-
-
-def permission_denied(settings: RedisSettings, exc: BaseException) -> PermissionDenied:
-    """The ACL user lacks a command or the namespace's key pattern."""
-    ns = settings.namespace
-    return PermissionDenied(
-        f"permission denied for Redis user {redis_user(settings)!r} on namespace {ns!r}: "
-        f"it needs the key pattern ~{ns}:* and the commands swarmstream uses "
-        f"(README, 'ACL users'); Redis said: {str(exc).rstrip('.')}"
-    )
+def translated(settings: RedisSettings, exc: RedisError) -> SwarmstreamError:
+    """swarmstream's error for a redis-py error (see ``transport.errors.translate``)."""
+    return translate(exc, settings) or AuthenticationFailed(str(exc))
 
 
 @dataclass(slots=True)
@@ -145,7 +127,7 @@ class SwarmRetry(Retry):
             try:
                 return await do()
             except (AuthenticationError, AuthorizationError) as exc:
-                raise auth_failed(settings, exc) from None  # not a RedisError: not retried
+                raise translated(settings, exc) from None  # not a RedisError: not retried
 
         async def counted(error: Exception, *rest: Any) -> Any:
             self.health.failures += 1
@@ -201,12 +183,12 @@ async def server_version(client: Redis, settings: RedisSettings) -> tuple[int, .
         try:
             await client.ping()  # an ACL user without INFO: assume a supported server
         except NoPermissionError as exc:
-            raise permission_denied(settings, exc) from None
+            raise translated(settings, exc) from None
         except RedisError as exc:
             raise unreachable(settings, exc) from None
         return MIN_VERSION
     except (AuthenticationError, AuthorizationError) as exc:
-        raise auth_failed(settings, exc) from None
+        raise translated(settings, exc) from None
     except RedisError as exc:
         raise unreachable(settings, exc) from None
     raw = str(info.get("redis_version", "0"))
