@@ -155,14 +155,13 @@ async def test_fencing_zombie_cannot_record_or_ack(
     assert [p["consumer"] for p in pending] == [b"thief"]
     # the zombie's renewal must not steal it back either
     assert await s.renew("research", "zombie", [entry.entry_id]) == ([entry.entry_id], [])
-    # the new owner records; a second attempt by the owner is a duplicate
+    # the new owner records; the owner's replay (a lost reply) is told it recorded
     finding2 = Finding(task_id=task.id, spec="research", status=Status.OK, content="thief")
-    assert await s.complete("research", "thief", [Completion.of(entry.entry_id, finding2)]) == [
-        RECORDED
-    ]
-    assert await s.complete("research", "thief", [Completion.of(entry.entry_id, finding2)]) == [
-        DUPLICATE
-    ]
+    thief = [Completion.of(entry.entry_id, finding2)]
+    assert await s.complete("research", "thief", thief) == [RECORDED]
+    assert await s.complete("research", "thief", thief) == [RECORDED]
+    # the zombie, late, is told the finding exists (a duplicate): it recorded nothing
+    assert await s.complete("research", "zombie", zombie) == [DUPLICATE]
     assert raw.xlen(keys.findings) == 1
     got = await swarm.finding("research", task.id)
     assert got is not None and got.content == "thief"
@@ -209,7 +208,9 @@ async def test_complete_accepts_flat_arguments(
     ks += [keys.done("flat-1"), keys.err("flat-1")]
     argv = [GROUP, "carol", 60, 1000, entry.entry_id, "flat-1", "", "ok", body]
     assert await script(keys=ks, args=argv) == [RECORDED]
-    assert await script(keys=ks, args=argv) == [DUPLICATE]
+    assert await script(keys=ks, args=argv) == [RECORDED]  # a replay: the same answer
+    other = [GROUP, "dave", *argv[2:]]
+    assert await script(keys=ks, args=other) == [DUPLICATE]  # not dave's finding
     got = await swarm.finding("research", "flat-1")
     assert got is not None and got.content == "hi"
     assert raw.xpending(keys.tasks, GROUP)["pending"] == 0

@@ -15,7 +15,8 @@ for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', unpack(fields))
 if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
   local fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-    'task_id', ARGV[7], 'shard', ARGV[8], 'status', ARGV[9], 'body', ARGV[10])
+    'task_id', ARGV[7], 'shard', ARGV[8], 'status', ARGV[9],
+    'entry', id, 'worker', consumer, 'body', ARGV[10])
   redis.call('SET', KEYS[5], fid, 'EX', ARGV[4])
   redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
 end

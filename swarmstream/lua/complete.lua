@@ -8,6 +8,9 @@
 --    key, followed by its err key only when has_err is 1;
 --  * flat (easy from redis-cli or any client): per item 5 values ARGV: entry id,
 --    task id, shard, status, body; KEYS has per item its done key and its err key.
+-- Each finding entry names the task entry it answers and the consumer that wrote
+-- it ('entry', 'worker'), so a call replayed after a lost reply answers 1 again
+-- for what it recorded the first time.
 -- Returns per item: 1 recorded, 0 duplicate (a finding already exists), -1 lease lost.
 local tasks, group, consumer, ttl, maxlen = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local items = {}
@@ -74,14 +77,33 @@ for i, item in ipairs(items) do
   local id, task_id, shard, status, body, done, err =
     item[1], item[2], item[3], item[4], item[5], item[6], item[7]
   if not owned(id) then
-    -- Acked already (finding exists) or reclaimed by another worker: fenced.
-    if redis.call('EXISTS', done) == 1 then out[i] = 0 else out[i] = -1 end
+    -- Acked already (finding exists) or reclaimed by another worker: fenced. A
+    -- finding written for this very entry by this very consumer means this call
+    -- replays one whose reply was lost: recorded, as the first call said.
+    local fid = redis.call('GET', done)
+    if not fid then
+      out[i] = -1
+    else
+      local f = redis.call('XRANGE', KEYS[2], fid, fid)
+      out[i] = 0
+      if f[1] then
+        local mine = 0
+        for j = 1, #f[1][2], 2 do
+          local name, value = f[1][2][j], f[1][2][j + 1]
+          if (name == 'entry' and value == id) or (name == 'worker' and value == consumer) then
+            mine = mine + 1
+          end
+        end
+        if mine == 2 then out[i] = 1 end
+      end
+    end
   else
     -- Add the finding, then claim the done marker with SET NX; if the task had a
     -- finding already (a duplicate), take the new entry back out. Nobody can see
     -- it in between: the script runs atomically. One call fewer than EXISTS first.
     local fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'task_id', task_id, 'shard', shard, 'status', status, 'body', body)
+      'task_id', task_id, 'shard', shard, 'status', status,
+      'entry', id, 'worker', consumer, 'body', body)
     if redis.call('SET', done, fid, 'NX', 'EX', ttl) then
       if err then redis.call('DEL', err) end
       counts[status] = (counts[status] or 0) + 1
