@@ -9,22 +9,28 @@ reference for other languages.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 
-from swarmstream.errors import MalformedEntry
-from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Status, Task
+from swarmstream.errors import InvalidTask, MalformedEntry, UnencodableResult
+from swarmstream.models import DeadLetter, Finding, Status, Task
+from swarmstream.validate import (
+    MAX_ID_LEN,
+    SURROGATE_ESCAPE,
+    check_task,
+    check_unicode,
+    has_lone_surrogate,
+    task_from_body,
+)
 
 BODY = "body"
 MSGPACK = "msgpack"
 JSON = "json"
 #: Default limit on the total size of one task entry's fields.
 DEFAULT_MAX_ENTRY_BYTES = 1 << 20
-_MAX_ID_LEN = 200
 _ORIG = "orig:"
 
 
@@ -65,7 +71,8 @@ def entry_order(entry_id: str | None) -> tuple[int, int]:
 
 
 def encode_task(task: Task) -> dict[str, bytes]:
-    """Stream fields for a task (msgpack body)."""
+    """Stream fields for a task (msgpack body); InvalidTask if no worker could run it."""
+    check_task(task)
     body: dict[str, Any] = {
         "id": task.id,
         "spec": task.spec,
@@ -81,93 +88,41 @@ def encode_task(task: Task) -> dict[str, bytes]:
         body["pass"] = task.pass_no
     if task.timeout is not None:
         body["timeout"] = task.timeout
-    return {BODY: pack(body)}
+    try:
+        return {BODY: pack(body)}
+    except Exception as exc:  # data msgpack cannot carry, a lone surrogate, deep nesting
+        raise InvalidTask(
+            f"invalid task: it cannot be encoded ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _decode_body(raw: bytes) -> tuple[Any, str]:
+    """The body as Python values and its encoding; MalformedEntry and nothing else."""
     if raw[:1] in (b"{", b" ", b"\n"):
         try:
-            return json.loads(raw), JSON
+            body = json.loads(raw, parse_constant=_no_constant)
+        except RecursionError:
+            raise MalformedEntry("body is nested too deeply") from None
         except ValueError as exc:
             raise MalformedEntry(f"body is not valid JSON: {exc}") from None
+        if isinstance(body, dict) and SURROGATE_ESCAPE.search(raw):
+            check_unicode(body)
+        return body, JSON
     try:
         return unpack(raw), MSGPACK
+    except (msgpack.exceptions.StackError, RecursionError):
+        raise MalformedEntry("body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise MalformedEntry("body is msgpack with a string that is not valid UTF-8") from None
     except Exception as exc:  # msgpack raises several unrelated types
         raise MalformedEntry(f"body is neither msgpack nor JSON ({type(exc).__name__})") from None
 
 
-def _check(body: dict[str, Any], name: str, types: tuple[type, ...], default: Any) -> Any:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, types):
-        expected = " or ".join(t.__name__ for t in types)
-        raise MalformedEntry(
-            f"field {name!r} must be {expected}, got {type(value).__name__}",
-            task_id=body.get("id") if isinstance(body.get("id"), str) else None,
-        )
-    return value
-
-
-_STANDARD = frozenset(("id", "spec", "text", "max_attempts", "created"))
 _PACKER = msgpack.Packer(use_bin_type=True)
-
-
-def _validate(body: dict[str, Any], spec: str, attempt: int = 1) -> Task:
-    # Fast path: the body exactly as encode_task writes it without optional fields
-    # (the common case); same checks, inlined. Anything else takes the full path.
-    if body.keys() == _STANDARD:
-        task_id, text, max_attempts, created = (
-            body["id"],
-            body["text"],
-            body["max_attempts"],
-            body["created"],
-        )
-        if (
-            type(task_id) is str
-            and 0 < len(task_id) <= _MAX_ID_LEN
-            and type(text) is str
-            and body["spec"] == spec
-            and type(max_attempts) is int
-            and 1 <= max_attempts <= 1000
-            and type(created) is float
-            and created
-        ):
-            return Task(spec, text, task_id, None, None, 0, attempt, max_attempts, None, created)
-    return _validate_full(body, spec, attempt)
-
-
-def _validate_full(body: dict[str, Any], spec: str, attempt: int) -> Task:
-    task_id = body.get("id")
-    if not isinstance(task_id, str) or not task_id or len(task_id) > _MAX_ID_LEN:
-        raise MalformedEntry("missing or invalid field 'id' (a string of 1-200 characters)")
-    if "text" not in body:
-        raise MalformedEntry("missing field 'text'", task_id=task_id)
-    text = _check(body, "text", (str,), "")
-    body_spec = body.get("spec") or spec
-    if body_spec != spec:
-        raise MalformedEntry(f"field 'spec' is {body_spec!r} but the stream is {spec!r}", task_id)
-    shard = _check(body, "shard", (str,), None)
-    pass_no = _check(body, "pass", (int,), 0)
-    max_attempts = _check(body, "max_attempts", (int,), DEFAULT_MAX_ATTEMPTS)
-    if not 1 <= max_attempts <= 1000:
-        raise MalformedEntry("field 'max_attempts' must be between 1 and 1000", task_id)
-    timeout = _check(body, "timeout", (int, float), None)
-    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
-        raise MalformedEntry("field 'timeout' must be a positive number of seconds", task_id)
-    created = _check(body, "created", (int, float), 0.0)
-    return Task(
-        spec=spec,
-        text=text,
-        id=task_id,
-        data=body.get("data"),
-        shard=shard or None,
-        pass_no=pass_no,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        timeout=float(timeout) if timeout is not None else None,
-        created=float(created) or time.time(),
-    )
 
 
 def decode_task(
@@ -199,7 +154,7 @@ def decode_task(
     body, wire = _decode_body(raw)
     if not isinstance(body, dict):
         raise MalformedEntry(f"body must be a map/object, got {type(body).__name__}")
-    return _validate(body, spec, attempt), wire
+    return task_from_body(body, spec, attempt), wire
 
 
 def wire_of(fields: dict[bytes, bytes] | None) -> str:
@@ -218,7 +173,9 @@ def guess_task_id(fields: dict[bytes, bytes] | None) -> str | None:
     except MalformedEntry:
         return None
     task_id = body.get("id") if isinstance(body, dict) else None
-    return task_id if isinstance(task_id, str) and 0 < len(task_id) <= _MAX_ID_LEN else None
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_ID_LEN:
+        return None
+    return None if has_lone_surrogate(task_id) else task_id
 
 
 def finding_body(
@@ -318,9 +275,32 @@ def _finding_body(
         "duration_ms": round(max(0.0, (finished - started) * 1000.0), 3),
         "error": error,
     }
-    if wire == JSON:
-        return json.dumps(body, default=str, ensure_ascii=False).encode()
-    return _PACKER.pack(body)  # type: ignore[no-any-return]
+    try:
+        if wire == JSON:
+            text = json.dumps(body, default=str, ensure_ascii=False, allow_nan=False)
+            return text.encode("utf-8")
+        packed: bytes = _PACKER.pack(body)
+        if usage is not None or data is not None:
+            unpack(packed)  # readers must read it back (a tuple as a map key cannot be)
+        return packed
+    except Exception as exc:  # what a handler returned cannot be carried
+        raise UnencodableResult(
+            f"handler result cannot be encoded: {_culprit(body, wire)}"
+            f"{type(exc).__name__}: {safe_text(str(exc))}"
+        ) from None
+
+
+def _culprit(body: dict[str, Any], wire: str) -> str:
+    """``field 'data': `` for the first field of a finding body that fails alone."""
+    for name, value in body.items():
+        try:
+            if wire == JSON:
+                json.dumps(value, default=str, ensure_ascii=False, allow_nan=False).encode()
+            else:
+                unpack(msgpack.packb(value, use_bin_type=True))
+        except Exception:
+            return f"field {name!r}: "
+    return ""
 
 
 def finding_fields(finding: Finding, wire: str = MSGPACK) -> dict[str, bytes | str]:

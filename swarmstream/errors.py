@@ -50,6 +50,10 @@ class HandlerError(SwarmstreamError):
     """A handler failed; the attempt counts as failed and may be retried."""
 
 
+class UnencodableResult(HandlerError):
+    """A handler returned something a finding cannot carry (the attempt fails)."""
+
+
 class HandlerTimeout(HandlerError):
     """A handler ran past the task's timeout and was cancelled."""
 

@@ -30,7 +30,7 @@ from swarmstream.keys import GROUP, Keys
 
 SPEC = "fuzz"
 #: Hypothesis examples, and entries per example at most (the note reports the total)
-EXAMPLES = 60
+EXAMPLES = 150
 BATCH = 12
 GENERATED = {"entries": 0}
 
