@@ -47,7 +47,7 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
 def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
-    data |= {n: _load(out, n) for n in ("workflow", "peers", "scale", "run")}
+    data |= {n: _load(out, n) for n in ("workflow", "peers", "scale", "malformed", "run")}
     machine = next((d["machine"] for d in data.values() if d and "machine" in d), {})
     ratios: dict[str, float] = {}
     figures: dict[str, Any] = {}
@@ -83,6 +83,8 @@ def build(out: Path) -> dict[str, Any]:
     if sc := data["scale"]:
         figures["scale"] = sc["summaries"]
         figures["scale_linearity"] = sc.get("linearity")
+    if mf := data["malformed"]:
+        figures["malformed_us_per_entry"] = mf["us_per_entry"]
     targets = []
     for key, what, target, test in TARGETS:
         value = ratios.get(key)
@@ -196,6 +198,11 @@ def _markdown_more(f: dict[str, Any]) -> list[str]:
                 f"{s['us_per_task']['median']:.1f} | "
                 f"{s['mem_after_delta']['median'] / 2**20:.1f} |"
             )
+    if "malformed_us_per_entry" in f:
+        md += ["", "| one worker process, per entry | µs median | min-max |", "|---|---:|---:|"]
+        for kind, s in f["malformed_us_per_entry"].items():
+            what = "dead-lettered (malformed)" if kind == "malformed" else "completed (valid)"
+            md.append(f"| {what} | {s['median']:.0f} | {s['min']:.0f}-{s['max']:.0f} |")
     return md
 
 

@@ -40,6 +40,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "workflow": ("workflow.py", [], ["--quick"]),
     "peers": ("peers/run.py", [], ["--quick"]),
     "scale": ("scale.py", [], ["--quick"]),
+    "malformed": ("malformed.py", [], ["--quick"]),
 }
 
 
