@@ -245,7 +245,8 @@ class Execution:
                 error=codec.safe_text(f"{reason}: {error}" if error else reason),
                 created=task.created,
             )
-        log.warning("dead-lettering %s/%s: %s (%s)", entry.spec, entry.entry_id, reason, error)
+        why = f"{reason} ({error})" if error else reason
+        log.warning("dead-lettering %s/%s: %s", entry.spec, entry.entry_id, why)
         why, err = codec.safe_text(reason), codec.safe_text(error) if error else None
         ok = await self._write(
             lambda: self.streams.bury(entry.spec, self.worker, entry, why, err, finding, wire)
