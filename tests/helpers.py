@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import redis
 
@@ -53,8 +53,12 @@ def spawn(
     handler: str = "echo",
     extra: tuple[str, ...] = (),
     name: str | None = None,
+    stderr: int | IO[bytes] = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
-    """A worker subprocess that can import tests/workload.py."""
+    """A worker subprocess that can import tests/workload.py.
+
+    Its stderr is a pipe that only :func:`stop` reads: a test whose worker logs more
+    than a pipe holds (64 KiB) must pass a file instead, or the worker blocks on it."""
     env = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     return spawn_worker(
         specs,
@@ -75,7 +79,7 @@ def spawn(
             "SWARMSTREAM_BLOCK": str(settings.worker.block),
         },
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
 
 

@@ -129,11 +129,22 @@ def fuzz_settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def fuzz_worker(fuzz_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
-    proc = spawn(fuzz_settings, [SPEC], "workload:scripted", extra=("--concurrency", "16"))
-    yield proc
-    err = stop(proc)
-    assert proc.returncode == 0, err[-3000:]
+def fuzz_worker(
+    fuzz_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    # every dead letter logs a line: far more than a pipe holds, so stderr goes to a file
+    log = tmp_path_factory.mktemp("fuzz") / "worker.log"
+    with log.open("wb") as err_file:
+        proc = spawn(
+            fuzz_settings,
+            [SPEC],
+            "workload:scripted",
+            extra=("--concurrency", "16"),
+            stderr=err_file,
+        )
+        yield proc
+        stop(proc)
+    assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
     print(f"\nfuzz: {GENERATED['entries']} generated entries through a real worker")
 
 

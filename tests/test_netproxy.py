@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import redis.asyncio
+from helpers import await_until, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.backoff import NoBackoff
@@ -20,7 +21,6 @@ from redis.retry import Retry
 
 from swarmstream.netproxy import FaultProxy
 from swarmstream.resp import RespError, RespScanner
-from tests.helpers import await_until, wait_until
 
 # -- the scanner -------------------------------------------------------------------
 
