@@ -68,8 +68,9 @@ from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Status, Task, WorkerInfo, WorkerState
 from swarmstream.monitor.live import Monitor
 from swarmstream.monitor.snapshot import Snapshot, collect
-from swarmstream.settings import Settings
+from swarmstream.settings import RedisSettings, Settings
 from swarmstream.transport.connection import connect
+from swarmstream.transport.link import Link
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
@@ -351,7 +352,7 @@ async def add_results(client: Any, keys: Keys, specs: list[str], shape: Shape) -
 async def add_workers_and_shards(client: Redis, keys: Keys, specs: list[str], shape: Shape) -> None:
     """Worker heartbeats (half busy) and shards with a workflow in progress."""
     now = time.time()
-    registry = Registry(client, keys)
+    registry = Registry(Link(client, RedisSettings()), keys)
     for w in range(shape.workers):
         busy = w % 2 == 0
         serves = (specs[w % len(specs)], specs[(w + 1) % len(specs)])
@@ -370,7 +371,7 @@ async def add_workers_and_shards(client: Redis, keys: Keys, specs: list[str], sh
             heartbeat=now,
         )
         await registry.heartbeat(info, ttl=3600)
-    store = ShardStore(client, keys)
+    store = ShardStore(Link(client, RedisSettings()), keys)
     for h in range(shape.shards):
         shard = f"shard-{h:02d}"
         await store.register(shard, {"spec": specs[h % len(specs)], "tokens": 200_000 + h})
@@ -433,7 +434,7 @@ async def measure_loopback(
     settings: Settings, admin: Redis, shape: Shape, runs: int
 ) -> dict[str, Any]:
     client = connect(settings.redis, client_name="swarmstream:monitor-bench")
-    reader = StatsReader(client, Keys(settings.redis.namespace))
+    reader = StatsReader(Link(client, settings.redis), Keys(settings.redis.namespace))
     try:
         first = await collect(reader)
         check(first, shape)

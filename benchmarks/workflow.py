@@ -52,7 +52,6 @@ from swarmstream.settings import Settings
 from swarmstream.shard.runner import Progress, WorkflowRunner, WorkflowSummary
 from swarmstream.shard.synthesis import Knowledge
 from swarmstream.shard.workflow import Workflow, load_workflow, task_id
-from swarmstream.transport.shards import ShardStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOW = ROOT / "configs" / "workflow-8pass.toml"
@@ -168,7 +167,7 @@ async def check(
     assert len(summary.passes) == len(wf.passes), "a pass summary is missing"
     for ps in summary.passes:
         assert ps.tasks == per_pass and ps.ok == per_pass and not ps.missing, f"pass {ps}"
-    stored = await ShardStore(swarm.client, swarm.keys).knowledge(SHARD)
+    stored = await swarm.transport.shards.knowledge(SHARD)
     syntheses = {number: Knowledge.from_bytes(raw) for number, raw in stored.items()}
     assert sorted(syntheses) == [p.number for p in wf.passes], f"syntheses {sorted(syntheses)}"
     for number, k in syntheses.items():

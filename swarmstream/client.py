@@ -15,10 +15,11 @@ from swarmstream.errors import TaskNotFound, WaitTimeout
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, DeadLetter, Finding, Task, new_task_id
 from swarmstream.settings import Settings
-from swarmstream.transport.connection import connect, server_version
+from swarmstream.transport.link import Link, make_link
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.results import Results
 from swarmstream.transport.streams import Streams
+from swarmstream.transport.transport import Transport
 
 #: how many submitted tasks' wait hints a Swarm keeps, and for how long (s); beyond
 #: either, ``wait`` probes Redis instead (same result, one more round trip)
@@ -29,16 +30,48 @@ WATCH_FRESH = 30.0
 class Swarm:
     """A connection to one swarm (namespace). Use ``async with Swarm(...)``."""
 
-    def __init__(self, settings: Settings | None = None, client: Redis | None = None) -> None:
-        self.settings = settings or Settings()
-        self.keys = Keys(self.settings.redis.namespace)
-        self._own = client is None
-        self.client = client or connect(self.settings.redis, client_name="swarmstream:client")
-        self.streams = Streams(self.client, self.keys, self.settings.retention)
-        self.results = Results(self.client, self.keys, self.streams.scripts)
-        self.registry = Registry(self.client, self.keys)
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: Redis | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        """``client`` (a redis-py asyncio client) or ``transport`` are shared, not
+        closed by ``aclose``; without either, the Swarm builds its own transport
+        from the settings (and ``check`` finds a cluster behind a redis:// URL)."""
+        self.settings = transport.settings if transport else settings or Settings()
+        self._own = client is None and transport is None
+        if transport is None:
+            link = (
+                Link(client, self.settings.redis)
+                if client
+                else make_link(self.settings.redis, "swarmstream:client")
+            )
+            transport = Transport(link, self.settings)
+        self.transport = transport
         # (spec, task id) -> (monotonic time, findings cursor, finding id or None)
         self._watched: dict[tuple[str, str], tuple[float, str, str | None]] = {}
+
+    @property
+    def keys(self) -> Keys:
+        return self.transport.keys
+
+    @property
+    def streams(self) -> Streams:
+        return self.transport.streams
+
+    @property
+    def results(self) -> Results:
+        return self.transport.results
+
+    @property
+    def registry(self) -> Registry:
+        return self.transport.registry
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``Redis`` or ``RedisCluster``)."""
+        return self.transport.link.client
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "swarm") -> Swarm:
@@ -52,12 +85,15 @@ class Swarm:
         await self.aclose()
 
     async def check(self) -> tuple[int, ...]:
-        """Ping Redis and check its version; raises ConnectionFailed with advice."""
-        return await server_version(self.client, self.settings.redis)
+        """Ping Redis and check its version; raises ConnectionFailed with advice.
+        A redis:// URL that points at a cluster node switches to the cluster."""
+        if self._own:
+            self.transport = await self.transport.detected("swarmstream:client")
+        return await self.transport.check()
 
     async def aclose(self) -> None:
         if self._own:
-            await self.client.aclose()
+            await self.transport.aclose()
 
     # -- producing ---------------------------------------------------------
 

@@ -29,6 +29,10 @@ class RedisCommandError(SwarmstreamError):
     """Redis answered a command with an error other than NOPERM (e.g. WRONGTYPE)."""
 
 
+class NotDurable(SwarmstreamError):
+    """A write reached the primary but not ``durable_replicas`` replicas in time."""
+
+
 class RedisVersionError(SwarmstreamError):
     """The Redis server is older than the minimum swarmstream supports (6.2)."""
 

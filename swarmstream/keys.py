@@ -163,6 +163,13 @@ class Keys:
     def shard(self, shard: str) -> ShardKeys:
         return ShardKeys(self.namespace, validate_name("shard", shard))
 
+    def spec_of(self, tasks_key: str) -> str:
+        """The spec whose task stream ``tasks_key`` is (the inverse of ``spec``)."""
+        prefix = f"{self.namespace}:spec:{{"
+        if not tasks_key.startswith(prefix) or not tasks_key.endswith("}:tasks"):
+            raise ValueError(f"not a task stream key of {self.namespace!r}: {tasks_key!r}")
+        return tasks_key[len(prefix) : -len("}:tasks")]
+
     @property
     def specs(self) -> str:
         return f"{self.namespace}:specs"

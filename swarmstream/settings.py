@@ -15,10 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from swarmstream.errors import ConfigError
 from swarmstream.keys import validate_name
+from swarmstream.urls import parse as parse_url
+from swarmstream.urls import redact as redact_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_NAMESPACE = "swarm"
-_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,27 +37,26 @@ class RedisSettings:
     #: how long a long-running process (worker, shard, run, monitor) waits for Redis
     #: to answer at start, retrying with backoff; None = as long as it takes
     connect_wait: float | None = None
+    #: submit and completion wait (WAIT) until this many replicas have the write;
+    #: 0 = don't wait (a failover can then lose the last writes: README, Durability)
+    durable_replicas: int = 0
+    #: how long such a wait may take (s) before the write is reported not durable
+    durable_timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in _SCHEMES:
-            raise ConfigError(
-                f"invalid Redis URL {self.redacted_url!r}: "
-                "it must start with redis://, rediss:// or unix://"
-            )
-        if parts.scheme != "unix":
-            try:
-                parts.port  # noqa: B018 - validates the port
-            except ValueError:
-                raise ConfigError(f"invalid Redis URL {self.redacted_url!r}: bad port") from None
-            if not parts.hostname:
-                raise ConfigError(f"invalid Redis URL {self.redacted_url!r}: no host")
+        parse_url(self.url)  # ConfigError with a one-line reason
+        if self.durable_replicas < 0:
+            raise ConfigError("durable_replicas must be 0 or more")
+        if self.durable_timeout <= 0:
+            raise ConfigError("durable_timeout must be more than 0 seconds")
         validate_name("namespace", self.namespace)
 
     @property
     def redacted_url(self) -> str:
         """The URL with any password (``user:password@`` or ``?password=``) replaced
         by ``***``, for messages and logs."""
+        if "+" in self.url.partition("://")[0]:
+            return redact_url(self.url)  # several hosts: urlsplit can't take them
         parts = urlsplit(self.url)
         if parts.password is not None:
             user = parts.username or ""

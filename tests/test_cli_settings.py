@@ -27,7 +27,7 @@ from swarmstream.worker.process import spawn_worker
 
 runner = CliRunner()
 SECTIONS = {"redis": RedisSettings, "worker": WorkerSettings, "retention": Retention}
-GLOBAL_FLAGS = {"url": "--redis-url", "namespace": "--namespace"}
+GLOBAL_FLAGS = {"url": "--redis-url", "namespace": "--namespace", "durable_replicas": "--replicas"}
 
 #: per setting: its value in the config file, in the environment, and on the command
 #: line (None: it has no flag), each different from the level below it
@@ -39,6 +39,8 @@ CASES: dict[str, tuple[Any, Any, Any]] = {
     "health_check_interval": (7, 9, None),
     "retries": (1, 2, None),
     "connect_wait": (1.0, 2.0, 3.0),
+    "durable_replicas": (1, 2, 3),
+    "durable_timeout": (2.0, 3.0, None),
     "concurrency": (3, 5, 7),
     "claim_idle": (30.0, 40.0, 50.0),
     "lease_interval": (5.0, 6.0, None),

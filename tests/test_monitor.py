@@ -33,8 +33,7 @@ from swarmstream.models import Finding, Status, WorkerInfo, WorkerState
 from swarmstream.monitor.live import DISCONNECTED, run_monitor
 from swarmstream.monitor.render import render, sparkline, throughput
 from swarmstream.monitor.snapshot import ShardStats, Snapshot, SpecStats, collect
-from swarmstream.transport.registry import Registry
-from swarmstream.transport.stats import FEED_SIZE, StatsReader
+from swarmstream.transport.stats import FEED_SIZE
 
 NOW = 1_800_000_000.0
 TASK_ID = "019bfa1c2d3e4f5a6b7c8d9e0f1a"
@@ -249,13 +248,13 @@ async def test_collect_two_round_trips_incremental_feed_and_dead_workers(
     await swarm.submit_many([Task(spec="a", text="x"), Task(spec="b", text="y")])
     _add_findings(raw, settings, "a", 15, "old-a")
     _add_findings(raw, settings, "b", 15, "old-b")
-    registry = Registry(swarm.client, swarm.keys)
+    registry = swarm.transport.registry
     for name in ("alive", "dead"):
         info = worker(name, busy=name == "alive", heartbeat=time.time())
         await registry.heartbeat(info, ttl=60)
     raw.pexpire(swarm.keys.worker("dead"), 1)  # its heartbeat expires
     time.sleep(0.01)
-    reader = StatsReader(swarm.client, swarm.keys)
+    reader = swarm.transport.stats
     await swarm.client.ping()  # connected already: count only the snapshot's round trips
     with count_round_trips() as turns:
         first = await collect(reader)

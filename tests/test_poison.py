@@ -20,7 +20,6 @@ from helpers import await_until
 from swarmstream import EphemeralWorker, Settings, Status, Swarm
 from swarmstream.keys import GROUP, Keys
 from swarmstream.monitor.snapshot import collect
-from swarmstream.transport.stats import StatsReader
 from swarmstream.transport.streams import Entry
 from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger
@@ -181,7 +180,7 @@ async def test_status_shows_time_since_first_delivery_of_a_renewed_entry(
     worker = EphemeralWorker(SPEC, workload.hang, settings.with_worker(grace=0.2))
     runner = await _serve(worker)
     try:
-        reader = StatsReader(swarm.client, swarm.keys)
+        reader = swarm.transport.stats
 
         async def in_flight_long() -> Any:
             snap = await collect(reader)

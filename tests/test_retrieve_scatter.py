@@ -32,7 +32,6 @@ from swarmstream.shard import (
     split_corpus,
 )
 from swarmstream.shard.context import build
-from swarmstream.transport.shards import ShardStore
 
 GUIDE = """# Operations guide
 
@@ -212,7 +211,7 @@ def test_split_corpus_cuts_a_line_longer_than_a_shard() -> None:
 async def retriever(settings: Settings, swarm: Swarm) -> AsyncIterator[Retrieve]:
     """An in-process worker running ``retrieve`` on spec "retrieve" (concurrency 8)."""
     handler = Retrieve()
-    cache = ContextCache(ShardStore(swarm.client, swarm.keys), max_versions=16)
+    cache = ContextCache(swarm.transport.shards, max_versions=16)
     worker = EphemeralWorker(
         "retrieve", handler, settings.with_worker(concurrency=8), context=cache
     )

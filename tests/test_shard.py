@@ -16,7 +16,6 @@ from swarmstream.models import Finding
 from swarmstream.shard import Context, ContextCache, MemoryShard, MergeSynthesizer
 from swarmstream.shard.context import build, read_paths
 from swarmstream.shard.synthesis import HandlerSynthesizer
-from swarmstream.transport.shards import ShardStore
 
 
 def _big_docs(total_chars: int, seed: int = 1) -> list[tuple[str, str]]:
@@ -78,7 +77,7 @@ async def test_reload_is_atomic_for_concurrent_readers(swarm: Swarm, settings: S
 
     async def reader() -> None:
         while not stop.is_set():
-            cache = ContextCache(ShardStore(swarm.client, swarm.keys))  # always a cold fetch
+            cache = ContextCache(swarm.transport.shards)  # always a cold fetch
             ctx = await cache.borrow("flip")
             assert ctx is not None
             marks = {
@@ -111,7 +110,7 @@ async def test_workers_borrow_by_reference_and_cache_by_version(
         seen.append((context.version, len(context.text)))
         return f"{context.tokens} tokens"
 
-    cache = ContextCache(ShardStore(swarm.client, swarm.keys))
+    cache = ContextCache(swarm.transport.shards)
     worker = EphemeralWorker("research", handler, settings, context=cache)
     runner = asyncio.create_task(asyncio.wait_for(worker.run(), 30))
     first = await shard.post(["q1", "q2", "q3"])
@@ -207,4 +206,4 @@ async def test_shard_registers_and_keeps_a_heartbeat(swarm: Swarm) -> None:
     info = await shard.info()
     assert info["id"] == "beating" and info["spec"] == "research"
     assert float(info["heartbeat"]) > first
-    assert "beating" in await ShardStore(swarm.client, swarm.keys).shard_ids()
+    assert "beating" in await swarm.transport.shards.shard_ids()

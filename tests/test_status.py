@@ -12,7 +12,6 @@ from helpers import await_until
 from swarmstream import EphemeralWorker, Settings, Swarm, Task
 from swarmstream.monitor.snapshot import collect
 from swarmstream.shard import MemoryShard
-from swarmstream.transport.stats import StatsReader
 
 
 async def test_collect_sees_specs_workers_shards_and_feed(swarm: Swarm, settings: Settings) -> None:
@@ -26,7 +25,7 @@ async def test_collect_sees_specs_workers_shards_and_feed(swarm: Swarm, settings
     await swarm.submit_many([Task(spec="other", text="waiting")])
     worker = EphemeralWorker("research", workload.nap, settings, name="w1")
     runner = asyncio.create_task(worker.run())
-    reader = StatsReader(swarm.client, swarm.keys)
+    reader = swarm.transport.stats
 
     async def busy_with_slow() -> object:
         snap = await collect(reader)

@@ -104,6 +104,7 @@ class Globals:
     redis_url: str | None
     namespace: str | None
     config: Path | None
+    replicas: int | None = None
     resolved: Settings | None = None  # what the command resolved, for error messages
 
     def settings(self, **overrides: Any) -> Settings:
@@ -111,7 +112,11 @@ class Globals:
 
         A flag left out is None and overrides nothing."""
         self.resolved = Settings.load(
-            self.config, url=self.redis_url, namespace=self.namespace, **overrides
+            self.config,
+            url=self.redis_url,
+            namespace=self.namespace,
+            durable_replicas=self.replicas,
+            **overrides,
         )
         return self.resolved
 
@@ -129,8 +134,9 @@ def _global(
         typer.Option(
             "--redis-url",
             envvar="SWARMSTREAM_REDIS_URL",
-            help=f"Redis URL: redis:// or rediss:// (TLS), user:password@ allowed. "
-            f"\\[default: {DEFAULT_URL}]",
+            help="Redis URL, user:password@ allowed: redis:// or rediss:// (TLS) for one "
+            "server or any node of a cluster, redis+sentinel://HOST:26379,.../MASTER for a "
+            f"Sentinel-managed primary (README, Redis URLs). \\[default: {DEFAULT_URL}]",
             show_default=False,
         ),
     ] = None,
@@ -143,6 +149,18 @@ def _global(
             show_default=False,
         ),
     ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            metavar="N",
+            min=0,
+            help="Durability: submissions and findings are acknowledged only once N "
+            "replicas have them (WAIT; setting durable_replicas). Without it a failover "
+            "can lose the last writes (README, Durability). \\[default: 0]",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML settings file, as in configs/swarmstream.toml."),
@@ -151,7 +169,7 @@ def _global(
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = Globals(redis_url, namespace, config)
+    ctx.obj = Globals(redis_url, namespace, config, replicas)
 
 
 def globals_of(ctx: typer.Context) -> Globals:

@@ -12,7 +12,6 @@ from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError
 from swarmstream.keys import validate_name
 from swarmstream.shard.scatter import Answer, ask
-from swarmstream.transport.shards import ShardStore
 
 
 def ask_command(
@@ -46,7 +45,7 @@ def ask_command(
 
     async def main() -> Answer:
         async with Swarm(settings) as swarm:
-            store = ShardStore(swarm.client, swarm.keys)
+            store = swarm.transport.shards
             ids = wanted or await store.shard_ids()
             if not ids:
                 raise ConfigError("no shards: load one with 'swarmstream context load'")

@@ -93,7 +93,7 @@ async def wait_for(settings: Settings, what: str) -> bool:
     interrupted (SIGINT/SIGTERM) while waiting."""
     import signal
 
-    from swarmstream.transport.connection import wait_for_redis
+    from swarmstream.transport.startup import wait_for_redis
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

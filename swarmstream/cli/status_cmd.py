@@ -13,11 +13,10 @@ from swarmstream.client import Swarm
 from swarmstream.monitor.live import run_monitor
 from swarmstream.monitor.render import render
 from swarmstream.monitor.snapshot import Snapshot, collect
-from swarmstream.transport.stats import StatsReader
 
 
 async def _snapshot(swarm: Swarm) -> Snapshot:
-    reader = StatsReader(swarm.client, swarm.keys)
+    reader = swarm.transport.stats
     return await collect(reader)
 
 

@@ -37,7 +37,6 @@ from swarmstream.monitor.render import render
 from swarmstream.monitor.snapshot import Snapshot, collect
 from swarmstream.settings import Settings
 from swarmstream.transport.connection import translated
-from swarmstream.transport.stats import StatsReader
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class Monitor:
         # and shown. The client connects lazily: Redis may well be down right now.
         quick = dataclasses.replace(settings.redis, retries=min(settings.redis.retries, 1))
         self.swarm = Swarm(dataclasses.replace(settings, redis=quick))
-        self.reader = StatsReader(self.swarm.client, self.swarm.keys)
+        self.reader = self.swarm.transport.stats
         self.snap: Snapshot | None = None
         self.checked = False
         self.last_ok: float | None = None
@@ -130,7 +129,7 @@ async def run_monitor(
     timeout = timeout if timeout is not None else max(1.0, 2 * refresh)
     if once:
         async with Swarm(settings) as swarm:
-            reader = StatsReader(swarm.client, swarm.keys)
+            reader = swarm.transport.stats
             first = await collect(reader)
             await asyncio.sleep(refresh)
             snap = await collect(reader, first)

@@ -20,7 +20,6 @@ from swarmstream.models import DEFAULT_MAX_ATTEMPTS, Finding, Task, new_task_id
 from swarmstream.shard.borrow import ContextCache
 from swarmstream.shard.context import Context, Manifest, build, read_paths
 from swarmstream.shard.synthesis import Knowledge, MergeSynthesizer, Synthesizer
-from swarmstream.transport.shards import ShardStore
 
 
 class MemoryShard:
@@ -30,7 +29,7 @@ class MemoryShard:
         self.swarm = swarm
         self.id = validate_name("shard", shard_id)
         self.spec = validate_name("spec", spec)
-        self.store = ShardStore(swarm.client, swarm.keys)
+        self.store = swarm.transport.shards
         self.contexts = ContextCache(self.store)
 
     async def register(self, **extra: str | int | float) -> None:

@@ -6,11 +6,10 @@ import json
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import WorkerInfo, WorkerState
+from swarmstream.transport.link import Link
 
 
 def _info_fields(info: WorkerInfo) -> dict[str, str]:
@@ -52,8 +51,9 @@ def parse_worker(raw: dict[bytes, bytes]) -> WorkerInfo:
 class Registry:
     """Publishes and lists worker heartbeats."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
-        self.client: Any = client  # replies are bytes; converted here
+    def __init__(self, link: Link, keys: Keys) -> None:
+        self.link = link
+        self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
 
     async def heartbeat(self, info: WorkerInfo, ttl: int) -> None:

@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import DeadLetter, Finding
-from swarmstream.transport.connection import call, stream_entries
+from swarmstream.transport.connection import stream_entries
+from swarmstream.transport.link import Link, first_replies
 from swarmstream.transport.scripts import Scripts
 
 
 class Results:
     """Findings and dead letters of one namespace."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts | None = None) -> None:
-        self.client: Any = client  # replies are bytes; converted here
+    def __init__(self, link: Link, keys: Keys, scripts: Scripts) -> None:
+        self.link = link
+        self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
-        self.scripts = scripts or Scripts.register(client)
+        self.scripts = scripts
 
     async def specs(self) -> list[str]:
         """Every spec that has ever had a task stream in this namespace."""
@@ -85,12 +85,19 @@ class Results:
 
         Returns the advanced cursors and the findings, in arrival order per spec.
         """
-        by_key = {self.keys.spec(s).findings.encode(): s for s in cursors}
-        args: list[Any] = ["XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *by_key]
-        reply = await call(self.client, *args, *cursors.values(), block_ms=block_ms)
+        by_key = {self.keys.spec(s).findings: s for s in cursors}
+
+        async def xread(keys: list[str]) -> Any:
+            args: list[Any] = ["XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *keys]
+            args += [cursors[by_key[k]] for k in keys]
+            return await self.link.call(*args, key=keys[0], block_ms=block_ms)
+
+        replies = await first_replies(self.link.slot_groups(list(by_key)), xread)
         out: list[Finding] = []
         nxt = dict(cursors)
-        for key, entry_id, fields in stream_entries(reply):
+        entries = (e for reply in replies for e in stream_entries(reply))
+        for raw_key, entry_id, fields in entries:
+            key = raw_key.decode()
             nxt[by_key[key]] = entry_id
             out.append(codec.decode_finding(entry_id, fields))
         return nxt, out
@@ -167,8 +174,5 @@ class Results:
     async def purge_dead(self, spec: str) -> int:
         """Delete every dead letter of a spec; returns how many there were."""
         k = self.keys.spec(spec)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xlen(k.dead)
-            pipe.delete(k.dead)
-            n, _ = await pipe.execute()
+        n, _ = await self.link.transaction([("XLEN", k.dead), ("DEL", k.dead)], key=k.dead)
         return int(n)

@@ -7,11 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
-from swarmstream.transport.connection import call, stream_entries
+from swarmstream.transport.connection import stream_entries
+from swarmstream.transport.link import Link
 
 #: Seconds an old context version stays readable after a reload.
 OLD_VERSION_GRACE = 600
@@ -22,8 +21,9 @@ COLLECTED_MAXLEN = 100_000
 class ShardStore:
     """Redis operations for memory shards of one namespace."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
-        self.client: Any = client  # replies are bytes; converted here
+    def __init__(self, link: Link, keys: Keys) -> None:
+        self.link = link
+        self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
 
     # -- registration ------------------------------------------------------
@@ -57,14 +57,16 @@ class ShardStore:
         k = self.keys.shard(shard)
         version = int(await self.client.hincrby(k.meta, "next_version", 1))
         old = await self.client.hget(k.meta, "version")
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(k.context(version), blob)
-            pipe.set(k.manifest(version), manifest)
-            pipe.hset(k.meta, mapping={**info, "version": version})
-            if old is not None and int(old) != version:
-                pipe.expire(k.context(int(old)), OLD_VERSION_GRACE)
-                pipe.expire(k.manifest(int(old)), OLD_VERSION_GRACE)
-            await pipe.execute()
+        flat = [x for pair in {**info, "version": version}.items() for x in pair]
+        commands: list[tuple[Any, ...]] = [
+            ("SET", k.context(version), blob),
+            ("SET", k.manifest(version), manifest),
+            ("HSET", k.meta, *flat),
+        ]
+        if old is not None and int(old) != version:
+            commands.append(("EXPIRE", k.context(int(old)), OLD_VERSION_GRACE))
+            commands.append(("EXPIRE", k.manifest(int(old)), OLD_VERSION_GRACE))
+        await self.link.transaction(commands, key=k.meta)
         return version
 
     async def context_version(self, shard: str) -> int | None:
@@ -74,10 +76,9 @@ class ShardStore:
     async def fetch_context(self, shard: str, version: int) -> tuple[bytes, bytes] | None:
         """The blob and manifest of one version, read together (MULTI), or None."""
         k = self.keys.shard(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.get(k.context(version))
-            pipe.get(k.manifest(version))
-            blob, manifest = await pipe.execute()
+        blob, manifest = await self.link.transaction(
+            [("GET", k.context(version)), ("GET", k.manifest(version))], key=k.meta
+        )
         if blob is None or manifest is None:
             return None
         return blob, manifest
@@ -96,7 +97,7 @@ class ShardStore:
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         args += ["STREAMS", self.keys.spec(spec).findings, cursor]
-        reply = await call(self.client, *args, block_ms=block_ms)
+        reply = await self.link.call(*args, key=self.keys.spec(spec).findings, block_ms=block_ms)
         return [(entry_id, fields) for _, entry_id, fields in stream_entries(reply)]
 
     async def append_collected(
@@ -104,12 +105,13 @@ class ShardStore:
     ) -> None:
         """Append findings to the shard's collection and advance its cursor, atomically."""
         k = self.keys.shard(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            for fields in entries:
-                pipe.xadd(k.collected, fields, maxlen=COLLECTED_MAXLEN, approximate=True)
-            pipe.hset(k.meta, f"cursor:{spec}", cursor)
-            pipe.hincrby(k.meta, "collected", len(entries))
-            await pipe.execute()
+        commands: list[tuple[Any, ...]] = [
+            ("XADD", k.collected, "MAXLEN", "~", COLLECTED_MAXLEN, "*", *_flat(fields))
+            for fields in entries
+        ]
+        commands.append(("HSET", k.meta, f"cursor:{spec}", cursor))
+        commands.append(("HINCRBY", k.meta, "collected", len(entries)))
+        await self.link.transaction(commands, key=k.meta)
 
     async def collected(
         self, shard: str, after: str | None = None
@@ -129,10 +131,13 @@ class ShardStore:
 
     async def put_knowledge(self, shard: str, pass_no: int, body: bytes) -> None:
         k = self.keys.shard(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(k.knowledge, str(pass_no), body)
-            pipe.hset(k.meta, "knowledge_pass", pass_no)
-            await pipe.execute()
+        await self.link.transaction(
+            [
+                ("HSET", k.knowledge, str(pass_no), body),
+                ("HSET", k.meta, "knowledge_pass", pass_no),
+            ],
+            key=k.meta,
+        )
 
     async def knowledge(self, shard: str) -> dict[int, bytes]:
         raw = await self.client.hgetall(self.keys.shard(shard).knowledge)
@@ -144,10 +149,12 @@ class ShardStore:
 
     async def set_workflow_state(self, shard: str, fields: Mapping[str, str | int]) -> None:
         k = self.keys.shard(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(k.workflow, mapping=dict(fields))
-            if "pass" in fields:
-                pipe.hset(k.meta, "pass", fields["pass"])
-            if "progress" in fields:
-                pipe.hset(k.meta, "progress", fields["progress"])
-            await pipe.execute()
+        commands: list[tuple[Any, ...]] = [("HSET", k.workflow, *_flat(fields))]
+        for name in ("pass", "progress"):
+            if name in fields:
+                commands.append(("HSET", k.meta, name, fields[name]))
+        await self.link.transaction(commands, key=k.meta)
+
+
+def _flat(fields: Mapping[Any, Any]) -> list[Any]:
+    return [x for pair in fields.items() for x in pair]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from redis.asyncio import Redis
-
 from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
+from swarmstream.transport.link import Link
 
 #: Findings read per spec for the feed of latest findings (at most).
 FEED_PER_SPEC = 10
@@ -65,8 +64,9 @@ def _shard_row(shard: str, meta: Any, flow: Any) -> dict[str, str] | None:
 class StatsReader:
     """Reads everything the monitor and ``status`` show."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
-        self.client: Any = client  # replies are bytes; converted here
+    def __init__(self, link: Link, keys: Keys) -> None:
+        self.link = link
+        self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
         self._forget: list[str] = []  # expired workers, dropped on the next read
 

@@ -5,12 +5,12 @@ Every call here is one round trip (a command, a pipeline or one Lua script).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from swarmstream import codec
@@ -18,7 +18,8 @@ from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
-from swarmstream.transport.connection import call, fields_of, pipeline, stream_entries
+from swarmstream.transport.connection import fields_of, stream_entries
+from swarmstream.transport.link import Link
 from swarmstream.transport.scripts import Scripts
 
 #: complete() outcomes per item
@@ -66,12 +67,17 @@ class Completion:
 class Streams:
     """Task-stream operations for one namespace."""
 
-    def __init__(self, client: Redis, keys: Keys, retention: Retention | None = None) -> None:
-        self.client: Any = client  # replies are bytes; converted here
+    def __init__(
+        self, link: Link, keys: Keys, scripts: Scripts, retention: Retention | None = None
+    ) -> None:
+        self.link = link
+        self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
         self.retention = retention or Retention()
-        self.scripts = Scripts.register(client)
+        self.scripts = scripts
         self._groups: set[str] = set()
+        #: on a cluster, the XREADGROUPs of slot groups still blocking (see read)
+        self._carried: dict[tuple[str, ...], asyncio.Task[list[Entry]]] = {}
 
     # -- producing ---------------------------------------------------------
 
@@ -90,13 +96,19 @@ class Streams:
         self._groups.add(spec)
 
     async def submit(self, tasks: Sequence[Task]) -> list[str]:
-        """Append tasks to their specs' streams in one pipeline; returns entry ids."""
+        """Append tasks to their specs' streams, one pipeline per hash slot (one in
+        all on a single server); returns entry ids. With ``durable_replicas``, each
+        pipeline ends with WAIT (NotDurable if the replicas fall short)."""
         for spec in {t.spec for t in tasks}:
             await self.ensure_group(spec)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for task in tasks:
-                pipe.xadd(self.keys.spec(task.spec).tasks, codec.encode_task(task))
-            ids = await pipe.execute()
+        commands = []
+        for task in tasks:
+            key = self.keys.spec(task.spec).tasks
+            commands.append((key, ("XADD", key, "*", codec.BODY, _body(task))))
+        ids = await self.link.batch(commands, durable=True)
+        for reply in ids:
+            if isinstance(reply, ResponseError):
+                raise reply
         return [_s(i) for i in ids]
 
     async def submit_watched(self, task: Task) -> tuple[str, str, bytes | None]:
@@ -108,14 +120,14 @@ class Streams:
         before) or newer than the cursor, so waiting needs no extra probe."""
         await self.ensure_group(task.spec)
         k = self.keys.spec(task.spec)
-        body = codec.encode_task(task)[codec.BODY]
-        replies = await pipeline(
-            self.client,
+        replies = await self.link.pipeline(
             [
                 ("XREVRANGE", k.findings, "+", "-", "COUNT", 1),
                 ("GET", k.done(task.id)),
-                ("XADD", k.tasks, "*", codec.BODY, body),
+                ("XADD", k.tasks, "*", codec.BODY, _body(task)),
             ],
+            key=k.tasks,
+            durable=True,
         )
         for reply in replies:
             if isinstance(reply, ResponseError):
@@ -134,20 +146,64 @@ class Streams:
     async def read(
         self, specs: Sequence[str], consumer: str, count: int, block_ms: int
     ) -> list[Entry]:
-        """XREADGROUP new entries of several specs in one blocking call."""
-        by_key = {self.keys.spec(s).tasks.encode(): s for s in specs}
+        """XREADGROUP new entries of several specs in one blocking call.
+
+        On a cluster, specs in different hash slots cannot share a command: each
+        slot group gets its own blocking read (``count`` shared among them), and
+        this returns as soon as one answers. The reads still blocking are kept, not
+        cancelled (their reply may deliver entries): the next call takes their
+        entries first, so no slot group waits behind another."""
+        keys = [self.keys.spec(s).tasks for s in specs]
+        groups = self.link.slot_groups(keys)
+        if len(groups) == 1:
+            return await self._read_group(keys, consumer, count, block_ms)
+        share = max(1, -(-count // len(groups)))
+        for group in groups:
+            if tuple(group) not in self._carried:
+                read = self._read_group(group, consumer, share, block_ms)
+                self._carried[tuple(group)] = asyncio.ensure_future(read)
+        pending = list(self._carried.values())
+        if not any(t.done() for t in pending):
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        out: list[Entry] = []
+        error: BaseException | None = None
+        for slot_keys, task in list(self._carried.items()):
+            if task.done():
+                del self._carried[slot_keys]
+                if task.exception() is not None:
+                    error = task.exception()
+                else:
+                    out += task.result()
+        if error is not None and not out:
+            raise error
+        return out
+
+    async def _read_group(
+        self, keys: list[str], consumer: str, count: int, block_ms: int
+    ) -> list[Entry]:
+        """One XREADGROUP over keys of one slot."""
+        spec_of = {k.encode(): self.keys.spec_of(k) for k in keys}
         args: list[Any] = ["XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count]
-        args += ["BLOCK", block_ms, "STREAMS", *by_key, *([">"] * len(by_key))]
+        args += ["BLOCK", block_ms, "STREAMS", *keys, *([">"] * len(keys))]
         try:
-            reply = await call(self.client, *args, block_ms=block_ms)
+            reply = await self.link.call(*args, key=keys[0], block_ms=block_ms)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._groups.clear()
-            for spec in specs:
+            for spec in spec_of.values():
                 await self.ensure_group(spec)
             return []
-        return [Entry(by_key[key], eid, fields, 1) for key, eid, fields in stream_entries(reply)]
+        return [Entry(spec_of[key], eid, fields, 1) for key, eid, fields in stream_entries(reply)]
+
+    async def aclose(self) -> None:
+        """Cancel reads still blocking (a cluster worker on several slots). An entry
+        such a read had just delivered stays pending for this worker: the next
+        start's recovery or another worker's reclaim runs it."""
+        carried, self._carried = self._carried, {}
+        for task in carried.values():
+            task.cancel()
+        await asyncio.gather(*carried.values(), return_exceptions=True)
 
     async def reclaim(
         self, spec: str, consumer: str, min_idle_ms: int, start: str, count: int
@@ -192,7 +248,7 @@ class Streams:
         if not entry_ids:
             return {}
         key = self.keys.spec(spec).tasks
-        replies = await pipeline(self.client, [("XRANGE", key, i, i) for i in entry_ids])
+        replies = await self.link.pipeline([("XRANGE", key, i, i) for i in entry_ids], key=key)
         out: dict[str, dict[bytes, bytes]] = {}
         for entry_id, rows in zip(entry_ids, replies, strict=True):
             if rows and not isinstance(rows, Exception):
@@ -216,10 +272,13 @@ class Streams:
         args: list[Any] = [GROUP, consumer, r.done_ttl, r.findings_maxlen]
         args.append(codec.pack_for_lua(packed))
         script = self.scripts.complete
-        try:
-            result = await call(self.client, "EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            result = await script(keys=keys, args=args)  # loads it, then runs it
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        (result,) = await self.link.pipeline([command], key=k.tasks, durable=True)
+        if isinstance(result, NoScriptError):  # a new primary, a restarted server
+            await self.link.load_script(script.script)
+            (result,) = await self.link.pipeline([command], key=k.tasks, durable=True)
+        if isinstance(result, ResponseError):
+            raise result
         return [int(r) for r in result]
 
     async def retry_later(
@@ -358,3 +417,7 @@ class Streams:
         """Delete a consumer from the group if it owns no pending entry."""
         r = await self.scripts.prune(keys=[self.keys.spec(spec).tasks], args=[GROUP, consumer])
         return int(r) == 1
+
+
+def _body(task: Task) -> Any:
+    return codec.encode_task(task)[codec.BODY]

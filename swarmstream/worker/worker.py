@@ -31,16 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from swarmstream import codec
 from swarmstream.handlers.base import CallableHandler, Handler, as_handler, close_handler
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import Status, WorkerInfo, WorkerState, worker_name
 from swarmstream.settings import Settings
-from swarmstream.transport.connection import connect, failures, wait_for_redis
 from swarmstream.transport.registry import Registry
+from swarmstream.transport.startup import wait_for_redis
 from swarmstream.transport.streams import Completion, Entry, Streams
+from swarmstream.transport.transport import Transport
 from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome, describe
 from swarmstream.worker.flusher import Flusher
 from swarmstream.worker.leases import Leases
@@ -76,7 +75,7 @@ class EphemeralWorker:
         settings: Settings | None = None,
         *,
         name: str | None = None,
-        client: Redis | None = None,
+        transport: Transport | None = None,
         context: ContextProvider | None = None,
     ) -> None:
         self.specs = [specs] if isinstance(specs, str) else list(specs)
@@ -90,8 +89,8 @@ class EphemeralWorker:
         self.name = name or worker_name()
         self.keys = Keys(self.settings.redis.namespace)
         self.state = WorkerState.STARTING
-        self._client = client
-        self._own_client = client is None
+        self.transport = transport
+        self._own_transport = transport is None
         self._context = context
         self.ledger = Ledger()
         self._running = 0
@@ -200,7 +199,7 @@ class EphemeralWorker:
     async def _start(self) -> bool:
         """Connect (waiting for Redis if need be) and join the groups; False if the
         worker was stopped while it waited."""
-        if self._client is None:
+        if self.transport is None:
             version = await wait_for_redis(
                 self.settings.redis,
                 wait=self.settings.redis.connect_wait,
@@ -209,17 +208,16 @@ class EphemeralWorker:
             )
             if version is None:
                 return False
-            self._client = connect(self.settings.redis, client_name=f"swarmstream:{self.name}")
-        self.streams = Streams(self._client, self.keys, self.settings.retention)
-        self.registry = Registry(self._client, self.keys)
+            self.transport = await Transport.open(self.settings, f"swarmstream:{self.name}")
+        self.streams = self.transport.streams
+        self.registry = self.transport.registry
         self._pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="handler")
         if isinstance(self.handler, CallableHandler):
             self.handler.use_pool(self._pool)
         if self._context is None:
             from swarmstream.shard.borrow import ContextCache
-            from swarmstream.transport.shards import ShardStore
 
-            self._context = ContextCache(ShardStore(self._client, self.keys))
+            self._context = ContextCache(self.transport.shards)
         self.execution = Execution(
             self.handler,
             self.streams,
@@ -237,7 +235,7 @@ class EphemeralWorker:
         )
         for spec in self.specs:
             await self.streams.ensure_group(spec)
-        self._seen_failures = failures(self._client)
+        self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
         await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
         log.info("worker %s started on %s", self.name, ", ".join(self.specs))
@@ -283,8 +281,8 @@ class EphemeralWorker:
         self.state = WorkerState.STOPPED
         self._pool.shutdown(wait=False, cancel_futures=True)
         await close_handler(self.handler)
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
+        if self.transport is not None:
+            await (self.transport.aclose() if self._own_transport else self.streams.aclose())
         log.info("worker %s stopped: %s", self.name, self.summary())
 
     async def _wait_jobs(self, jobs: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -341,7 +339,7 @@ class EphemeralWorker:
 
     async def _recover_if_needed(self) -> None:
         """After a connection failure, run what a lost reply delivered to this worker."""
-        seen = failures(self.streams.client)
+        seen = self.transport.failures if self.transport else 0
         if seen == self._seen_failures or self._stop.is_set():
             return
         try:
