@@ -9,12 +9,18 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
 
 from swarmstream import Settings, Swarm
 from swarmstream.embedded import EmbeddedRedis, free_port
+from swarmstream.topology import LocalCluster, LocalSentinel
+from swarmstream.urls import Topology
+from swarmstream.urls import parse as parse_url
 
 MIN_VERSION = (6, 2)
 
@@ -69,8 +75,69 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
+#: the topologies a test marked ``contract`` runs against (all of them by default;
+#: SWARMSTREAM_TEST_TOPOLOGIES=standalone narrows it, e.g. for a quick local run)
+TOPOLOGIES = ("standalone", "cluster", "sentinel")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "contract: an engine test that runs against every topology (standalone, a "
+        "3-primary Redis Cluster, a Sentinel-managed primary)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each ``contract`` test once per topology (the huey way: one suite, every
+    backend). The cluster and the Sentinel group start once per session."""
+    if metafunc.definition.get_closest_marker("contract") is None:
+        return
+    if "redis_url" not in metafunc.fixturenames:
+        return
+    wanted = os.environ.get("SWARMSTREAM_TEST_TOPOLOGIES", ",".join(TOPOLOGIES))
+    chosen = [t for t in TOPOLOGIES if t in wanted.split(",")]
+    metafunc.parametrize("redis_url", chosen, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_server: EmbeddedRedis | None) -> str:
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-primary Redis Cluster, one replica each, started for this session."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), primaries=3, replicas=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def local_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    """A primary, a replica and 3 sentinels, started for this session."""
+    group = LocalSentinel(tmp_path_factory.mktemp("sentinel"), replicas=1, sentinels=3)
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+def topology(redis_url: str) -> str:
+    """The topology behind ``redis_url``: standalone, cluster or sentinel."""
+    return _TOPOLOGY_OF.get(redis_url, "standalone")
+
+
+_TOPOLOGY_OF: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, redis_server: EmbeddedRedis | None) -> str:
+    kind = getattr(request, "param", "standalone")
+    if kind in ("cluster", "sentinel"):
+        url = str(request.getfixturevalue(f"local_{kind}").url)
+        _TOPOLOGY_OF[url] = kind
+        return url
     url = (
         os.environ.get("SWARMSTREAM_TEST_REDIS_URL")
         or os.environ.get("_SWARMSTREAM_DOCKER_URL")
@@ -85,9 +152,12 @@ def redis_url(redis_server: EmbeddedRedis | None) -> str:
 
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
-    """A fresh namespace; its keys (and only its keys) are deleted afterwards."""
+    """A fresh namespace; its keys (and only its keys) are deleted afterwards (on a
+    cluster or Sentinel group of this session's own, they go with it)."""
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
+    if redis_url in _TOPOLOGY_OF:
+        return
     r = redis.Redis.from_url(redis_url)
     for batch in _chunks(r.scan_iter(match=f"{ns}:*", count=1000), 500):
         r.delete(*batch)
@@ -130,9 +200,22 @@ async def swarm(settings: Settings) -> AsyncIterator[Swarm]:
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(redis_url)
+    """A plain synchronous redis-py client of the test's topology (keyed commands
+    work the same on all three)."""
+    r = sync_client(redis_url)
     yield r
     r.close()
+
+
+def sync_client(url: str) -> Any:
+    """redis-py's own client for a URL: Redis, RedisCluster or a Sentinel's primary."""
+    parsed = parse_url(url)
+    if parsed.topology is Topology.SENTINEL:
+        sentinel = Sentinel(list(parsed.hosts))
+        return sentinel.master_for(parsed.master or "", db=parsed.db)
+    if parsed.topology is Topology.CLUSTER or _TOPOLOGY_OF.get(url) == "cluster":
+        return RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
+    return redis.Redis.from_url(url)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,9 @@ from swarmstream.transport.streams import Entry
 from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger
 
+#: every test here runs on a single server, a Redis Cluster and a Sentinel group
+pytestmark = pytest.mark.contract
+
 SPEC = "r"
 Z400 = "1" + "0" * 400
 

@@ -40,6 +40,7 @@ def _findings(raw: redis.Redis, settings: Settings) -> list:  # type: ignore[typ
     return [decode_finding(i.decode(), f) for i, f in raw.xrange(keys.findings)]
 
 
+@pytest.mark.contract
 def test_kill9_mid_task_recovered_at_attempt_2(raw: redis.Redis, settings: Settings) -> None:
     task = Task(spec=SPEC, text="survive", data={"seconds": 3.0})
     _submit(raw, settings, [task])
@@ -62,6 +63,7 @@ def test_kill9_mid_task_recovered_at_attempt_2(raw: redis.Redis, settings: Setti
     assert found[0].attempt == 2
 
 
+@pytest.mark.contract
 def test_sigterm_drains_in_flight_and_leaves_the_rest(raw: redis.Redis, settings: Settings) -> None:
     tasks = [Task(spec=SPEC, text=f"t{i}", data={"seconds": 1.0}) for i in range(6)]
     _submit(raw, settings, tasks)
@@ -108,6 +110,7 @@ def test_once_runs_one_task_and_exits(raw: redis.Redis, settings: Settings) -> N
     assert len(_findings(raw, settings)) == 1
 
 
+@pytest.mark.contract
 def test_crash_loop_is_dead_lettered(raw: redis.Redis, settings: Settings) -> None:
     """A task that kills its worker every time ends in the dead-letter stream."""
     task = Task(spec=SPEC, text="kaboom", max_attempts=2)
@@ -140,6 +143,7 @@ def test_crash_loop_is_dead_lettered(raw: redis.Redis, settings: Settings) -> No
     assert raw.xpending(keys.tasks, GROUP)["pending"] == 0
 
 
+@pytest.mark.contract
 @pytest.mark.timeout(240)
 def test_kill_storm_10k_tasks_exactly_one_finding_each(
     raw: redis.Redis, settings: Settings

@@ -15,6 +15,7 @@ import corpus
 import pytest
 
 from swarmstream import EphemeralWorker, Settings, Swarm, Task
+from swarmstream.context import build
 from swarmstream.errors import HandlerError
 from swarmstream.handlers import resolve
 from swarmstream.handlers.base import ContextLike
@@ -31,7 +32,6 @@ from swarmstream.shard import (
     load_shards,
     split_corpus,
 )
-from swarmstream.shard.context import build
 
 GUIDE = """# Operations guide
 
@@ -221,6 +221,7 @@ async def retriever(settings: Settings, swarm: Swarm) -> AsyncIterator[Retrieve]
     await asyncio.wait_for(runner, 30)
 
 
+@pytest.mark.contract
 async def test_needle_recall_over_a_million_tokens_on_five_shards(
     swarm: Swarm, retriever: Retrieve
 ) -> None:
@@ -276,6 +277,7 @@ async def test_ask_names_the_shards_that_miss_the_deadline(swarm: Swarm) -> None
     assert "No shard answered" in answer.text
 
 
+@pytest.mark.contract
 async def test_ask_lists_a_failed_shard_as_missing(swarm: Swarm, retriever: Retrieve) -> None:
     await MemoryShard(swarm, "docs-1", "retrieve").load_documents([("guide.md", GUIDE)])
     began = time.monotonic()
@@ -289,6 +291,7 @@ async def test_ask_lists_a_failed_shard_as_missing(swarm: Swarm, retriever: Retr
         await ask(swarm, "anything", [], "retrieve", deadline=1)
 
 
+@pytest.mark.contract
 async def test_ask_returns_a_partial_answer_when_one_shard_is_slow(
     swarm: Swarm, settings: Settings
 ) -> None:

@@ -7,15 +7,19 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
 import redis
 from helpers import await_until
 
 from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
+from swarmstream.context import build, read_paths
 from swarmstream.handlers import as_handler
 from swarmstream.models import Finding
 from swarmstream.shard import Context, ContextCache, MemoryShard, MergeSynthesizer
-from swarmstream.shard.context import build, read_paths
 from swarmstream.shard.synthesis import HandlerSynthesizer
+
+#: every test here runs on a single server, a Redis Cluster and a Sentinel group
+pytestmark = pytest.mark.contract
 
 
 def _big_docs(total_chars: int, seed: int = 1) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import msgpack
+import pytest
 import redis
 from helpers import await_until
 
@@ -15,6 +16,9 @@ from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding
 from swarmstream.transport.streams import DUPLICATE, LOST, RECORDED, Completion
+
+#: every test here runs on a single server, a Redis Cluster and a Sentinel group
+pytestmark = pytest.mark.contract
 
 
 async def _run(worker: EphemeralWorker, timeout: float = 30) -> Any:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import Keys
 from swarmstream.models import DeadLetter, Finding
-from swarmstream.transport.connection import stream_entries
+from swarmstream.transport.connection import fields_of, stream_entries
 from swarmstream.transport.link import Link, first_replies
 from swarmstream.transport.scripts import Scripts
 
@@ -109,10 +111,13 @@ class Results:
         The cursor is read before the markers, so a finding written in between is
         either found by its marker or read after the cursor: never missed."""
         k = self.keys.spec(spec)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xrevrange(k.findings, count=1)
-            pipe.mget([k.done(t) for t in task_ids])
-            last, marks = await pipe.execute()
+        last, marks = await self.link.pipeline(
+            [("XREVRANGE", k.findings, "+", "-", "COUNT", 1), ("MGET", *map(k.done, task_ids))],
+            key=k.findings,
+        )
+        for reply in (last, marks):
+            if isinstance(reply, ResponseError):
+                raise reply
         cursor = _s(last[0][0]) if last else "0-0"
         return cursor, await self.entries(spec, [_s(m) for m in marks if m is not None])
 
@@ -121,11 +126,14 @@ class Results:
         if not finding_ids:
             return []
         k = self.keys.spec(spec)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for fid in finding_ids:
-                pipe.xrange(k.findings, min=fid, max=fid, count=1)
-            rows = await pipe.execute()
-        return [codec.decode_finding(_s(r[0][0]), r[0][1]) for r in rows if r]
+        rows = await self.link.pipeline(
+            [("XRANGE", k.findings, fid, fid, "COUNT", 1) for fid in finding_ids], key=k.findings
+        )
+        return [
+            codec.decode_finding(_s(r[0][0]), fields_of(r[0][1]))
+            for r in rows
+            if r and not isinstance(r, ResponseError)
+        ]
 
     async def done_many(self, spec: str, task_ids: Sequence[str]) -> dict[str, str]:
         """Map task ids that have a finding to their finding entry ids (one MGET)."""
