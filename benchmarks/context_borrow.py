@@ -44,9 +44,9 @@ from rich.table import Table
 
 from swarmstream.bench.raw import drop_namespace
 from swarmstream.client import Swarm
+from swarmstream.context import Manifest, build
 from swarmstream.settings import Settings
 from swarmstream.shard.borrow import ContextCache
-from swarmstream.shard.context import Manifest, build
 from swarmstream.shard.shard import MemoryShard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -493,7 +493,7 @@ async def measure_proxy(settings: Settings, url_host: str, port: int, runs: int)
             frame.print(mon.frame(status, *FRAME))
 
         async def collect_only() -> None:
-            mon.snap = await collect(mon.reader, mon.snap)
+            mon.snap = await collect(mon.swarm.transport.stats, mon.snap)
 
         try:
             out["refresh_ms"] = await timed(refresh, runs)

@@ -49,9 +49,9 @@ from swarmstream.bench.raw import drop_namespace
 from swarmstream.client import Swarm
 from swarmstream.models import Finding, Status
 from swarmstream.settings import Settings
-from swarmstream.shard.runner import Progress, WorkflowRunner, WorkflowSummary
 from swarmstream.shard.synthesis import Knowledge
-from swarmstream.shard.workflow import Workflow, load_workflow, task_id
+from swarmstream.workflow.model import Workflow, load_workflow, task_id
+from swarmstream.workflow.runner import Progress, WorkflowRunner, WorkflowSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOW = ROOT / "configs" / "workflow-8pass.toml"

@@ -28,17 +28,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from swarmstream.client import Swarm
+from swarmstream.context import read_paths
 from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.handlers.base import ContextLike
 from swarmstream.handlers.retrieve import Retrieve
 from swarmstream.models import Finding, Result, Task
 from swarmstream.settings import Settings
-from swarmstream.shard.context import read_paths
-from swarmstream.shard.runner import Progress as WorkflowProgress
-from swarmstream.shard.runner import WorkflowRunner, WorkflowSummary
 from swarmstream.shard.scatter import Answer, ask, load_shards
-from swarmstream.shard.workflow import Workflow, load_workflow
 from swarmstream.worker.process import spawn_worker
+from swarmstream.workflow.model import Workflow, load_workflow
+from swarmstream.workflow.runner import Progress as WorkflowProgress
+from swarmstream.workflow.runner import WorkflowRunner, WorkflowSummary
 
 SPEC = "research"
 QUESTION = "Where do shipments stall, and why?"

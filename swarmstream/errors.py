@@ -4,6 +4,8 @@ except the shutdown signal, which derives from BaseException so that a handler's
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SwarmstreamError(Exception):
     """Root of every error swarmstream raises on purpose."""
@@ -31,6 +33,11 @@ class RedisCommandError(SwarmstreamError):
 
 class NotDurable(SwarmstreamError):
     """A write reached the primary but not ``durable_replicas`` replicas in time."""
+
+    def __init__(self, message: str, replies: list[Any] | None = None) -> None:
+        super().__init__(message)
+        #: the replies of the commands before the WAIT (the write did happen)
+        self.replies = replies or []
 
 
 class RedisVersionError(SwarmstreamError):

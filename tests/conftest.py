@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from swarmstream import Settings, Swarm
@@ -214,7 +214,7 @@ def sync_client(url: str) -> Any:
         sentinel = Sentinel(list(parsed.hosts))
         return sentinel.master_for(parsed.master or "", db=parsed.db)
     if parsed.topology is Topology.CLUSTER or _TOPOLOGY_OF.get(url) == "cluster":
-        return RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in parsed.hosts])
     return redis.Redis.from_url(url)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from swarmstream.shard.context import estimate_tokens
+from swarmstream.context import estimate_tokens
 
 _PROJECTS = (
     "Heliotrope Marigold Tamarind Juniper Quillon Saffron Borealis Calliope Dunmore "

@@ -89,6 +89,7 @@ def echo_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
 # -- submit and findings -------------------------------------------------------
 
 
+@pytest.mark.contract
 def test_submit_wait_json_round_trip(settings: Settings, echo_worker: object) -> None:
     r = cli(
         settings, "submit", SPEC, "hello swarm", "--data", '{"k": [1, 2]}', "--wait", "30", "--json"
@@ -155,6 +156,7 @@ def test_submit_wait_exit_codes_failed_and_timeout(settings: Settings) -> None:
     assert human.returncode == 1 and "failed" in human.stdout and "cannot handle" in human.stdout
 
 
+@pytest.mark.contract
 def test_findings_follow_streams_new_findings_until_ctrl_c(
     settings: Settings, echo_worker: object
 ) -> None:
@@ -195,6 +197,7 @@ def read_line(stream: object, timeout: float) -> str:
 # -- dead letters --------------------------------------------------------------
 
 
+@pytest.mark.contract
 def test_dead_list_requeue_purge(settings: Settings, raw: redis.Redis) -> None:
     failing = spawn(settings, [SPEC], "workload:always_fail")
     try:

@@ -13,7 +13,7 @@ import typer
 from test_cli import cli, one_line_error
 
 from swarmstream import Settings
-from swarmstream.cli.app import EXIT_AUTH, EXIT_PERMISSION, guarded
+from swarmstream.cli.base import EXIT_AUTH, EXIT_PERMISSION, guarded
 from swarmstream.embedded import EmbeddedRedis, free_port
 from swarmstream.errors import (
     AuthenticationFailed,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from swarmstream import EphemeralWorker, Settings, Swarm, Task
 
 SHARDS = ("x", "y", "z")
@@ -27,6 +29,7 @@ async def _alternating_findings(swarm: Swarm, settings: Settings, n: int) -> lis
     return tasks
 
 
+@pytest.mark.contract
 async def test_findings_count_is_the_newest_across_specs(swarm: Swarm, settings: Settings) -> None:
     tasks = await _alternating_findings(swarm, settings, 24)
     ids = [t.id for t in tasks]

@@ -19,9 +19,11 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from helpers import TESTS, await_until, spawn, stop
 from redis.asyncio.connection import AbstractConnection
@@ -33,7 +35,7 @@ from swarmstream.models import Finding, Status, WorkerInfo, WorkerState
 from swarmstream.monitor.live import DISCONNECTED, run_monitor
 from swarmstream.monitor.render import render, sparkline, throughput
 from swarmstream.monitor.snapshot import ShardStats, Snapshot, SpecStats, collect
-from swarmstream.transport.stats import FEED_SIZE
+from swarmstream.transport.stats import FEED_SIZE, Counters
 
 NOW = 1_800_000_000.0
 TASK_ID = "019bfa1c2d3e4f5a6b7c8d9e0f1a"
@@ -276,6 +278,48 @@ async def test_collect_two_round_trips_incremental_feed_and_dead_workers(
     assert second.namespace == settings.redis.namespace
 
 
+async def test_stats_reader_hands_over_decoded_rows(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """The transport decodes every reply: the monitor gets str, int and Finding rows;
+    an odd finding or worker hash is left out."""
+    await swarm.submit("a", "x")
+    _add_findings(raw, settings, "a", 2, "t")
+    k = swarm.keys
+    raw.xadd(k.spec("a").findings, {"body": b"\xff not a finding"})
+    raw.hset(k.spec("a").stats, mapping={"ok": 3, "dead": 1, "retried": 2})
+    raw.hset(k.shard("s1").meta, mapping={"spec": "research", "tokens": "7", "heartbeat": "1.5"})
+    raw.hset(k.shard("s1").workflow, mapping={"passes": "2", "state": "waiting"})
+    raw.zadd(k.shards, {"s1": 1})
+    await swarm.transport.registry.heartbeat(worker("w1", busy=False), ttl=60)
+    raw.hset(k.worker("odd"), mapping={"host": "no name field"})
+    raw.zadd(k.workers, {"odd": 1})
+
+    reading = await swarm.transport.stats.read()
+
+    [row] = reading.specs
+    assert (row.name, row.stream, row.length, row.dead) == ("a", k.spec("a").tasks, 1, 0)
+    assert row.counters == Counters(ok=3, failed=0, dead=1, retried=2, buried=0)
+    assert [f.task_id for f in row.feed] == ["t-1", "t-0"]  # newest first, odd one out
+    [shard] = reading.shards
+    assert shard == ShardStats(
+        id="s1",
+        spec="research",
+        tokens=7,
+        version=None,
+        pass_no=None,
+        progress="",
+        collected=0,
+        heartbeat=1.5,
+        passes=2,
+        state="waiting",
+    )
+    assert [w.name for w in reading.workers] == ["w1"]
+    assert reading.expired_workers == ()
+    for item in (row, row.counters, *row.feed, shard, *reading.workers):
+        assert not any(isinstance(getattr(item, f.name), bytes) for f in fields(item)), item
+
+
 # -- run_monitor through a Redis stop and restart ----------------------------------
 
 
@@ -327,6 +371,7 @@ def _frames(screen: str) -> list[str]:
     return [p for p in parts[1:] if "╰" in p]
 
 
+@pytest.mark.contract
 def test_monitor_in_a_pty_shows_a_busy_worker_and_completions(settings: Settings) -> None:
     ns, url = settings.redis.namespace, settings.redis.url
 

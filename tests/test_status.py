@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import await_until
 
 from swarmstream import EphemeralWorker, Settings, Swarm, Task
@@ -14,6 +15,7 @@ from swarmstream.monitor.snapshot import collect
 from swarmstream.shard import MemoryShard
 
 
+@pytest.mark.contract
 async def test_collect_sees_specs_workers_shards_and_feed(swarm: Swarm, settings: Settings) -> None:
     import workload
 
@@ -51,6 +53,7 @@ async def test_collect_sees_specs_workers_shards_and_feed(swarm: Swarm, settings
     await runner
 
 
+@pytest.mark.contract
 def test_status_json_shape(settings: Settings) -> None:
     async def seed() -> None:
         async with Swarm(settings) as swarm:

@@ -21,15 +21,15 @@ from swarmstream.codec import decode_finding
 from swarmstream.errors import ConfigError
 from swarmstream.keys import Keys
 from swarmstream.models import Finding, Status
-from swarmstream.shard import (
-    MemoryShard,
+from swarmstream.shard import MemoryShard
+from swarmstream.workflow import (
     Progress,
     WorkflowAborted,
     WorkflowError,
     WorkflowRunner,
     load_workflow,
 )
-from swarmstream.shard.workflow import plan, task_id
+from swarmstream.workflow.model import plan, task_id
 
 SPEC = "wf"
 

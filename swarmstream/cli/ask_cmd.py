@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.cli.base import globals_of
 from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError
 from swarmstream.keys import validate_name
@@ -36,8 +37,6 @@ def ask_command(
 
     Example: swarmstream ask "Where do shipments stall?" --shards alpha,beta --deadline 20
     """
-    from swarmstream.cli.app import globals_of
-
     settings = globals_of(ctx).settings()
     wanted = [s.strip() for item in shards or [] for s in item.split(",") if s.strip()]
     for s in wanted:
@@ -79,9 +78,3 @@ def ask_command(
         typer.echo(answer.text)
     if not answer.answered:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("ask")(guarded(ask_command))

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from swarmstream.cli.base import globals_of
 from swarmstream.cli.render import console as table_console
 from swarmstream.errors import ConfigError, SwarmstreamError
 
@@ -59,7 +60,6 @@ def bench(
     Example: swarmstream bench --tasks 20000 --json bench.json
     """
     from swarmstream.bench import render, run_bench  # imported when used: startup stays lean
-    from swarmstream.cli.app import globals_of
 
     source = ctx.find_root().get_parameter_source("redis_url")
     if redis_url is None and source is not None and source.name == "COMMANDLINE":
@@ -76,9 +76,3 @@ def bench(
         except OSError as exc:
             raise SwarmstreamError(f"cannot write {json_path}: {exc.strerror}") from None
         out.print(f"wrote {json_path}")
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("bench")(guarded(bench))

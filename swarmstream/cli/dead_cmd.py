@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from swarmstream import codec
+from swarmstream.cli.base import globals_of, guarded
 from swarmstream.cli.common import connected, emit_json, quiet_pipe, run
 from swarmstream.cli.render import console, dead_table
 from swarmstream.client import Swarm
@@ -62,8 +63,6 @@ def dead_list(
 
     Example: swarmstream dead list research --json | jq -r .entry_id
     """
-    from swarmstream.cli.app import globals_of
-
     validate_name("spec", spec)
     settings = globals_of(ctx).settings()
 
@@ -117,8 +116,6 @@ def dead_requeue(
 
     Example: swarmstream dead requeue research 1712345678901-0   (or: --all)
     """
-    from swarmstream.cli.app import globals_of
-
     validate_name("spec", spec)
     if bool(ids) == every:
         raise ConfigError(
@@ -149,8 +146,6 @@ def dead_purge(
 
     Example: swarmstream dead purge research
     """
-    from swarmstream.cli.app import globals_of
-
     validate_name("spec", spec)
     if (
         not yes
@@ -167,10 +162,7 @@ def dead_purge(
     typer.echo(f"purged {run(main())} dead letter(s) of {spec}")
 
 
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    dead_app.command("list")(guarded(dead_list))
-    dead_app.command("requeue")(guarded(dead_requeue))
-    dead_app.command("purge")(guarded(dead_purge))
-    app.add_typer(dead_app, name="dead")
+# the dead group's commands; swarmstream.cli.app adds the group
+dead_app.command("list")(guarded(dead_list))
+dead_app.command("requeue")(guarded(dead_requeue))
+dead_app.command("purge")(guarded(dead_purge))

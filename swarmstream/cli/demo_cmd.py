@@ -27,9 +27,3 @@ def demo(
     console = Console()
     summary = asyncio.run(Demo(console, workers).run())
     print_summary(console, summary)
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("demo")(guarded(demo))

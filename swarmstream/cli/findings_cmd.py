@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from swarmstream.cli.base import globals_of
 from swarmstream.cli.common import connected, emit_json, quiet_pipe, run
 from swarmstream.cli.render import console, finding_line, finding_table
 from swarmstream.codec import finding_to_json
@@ -43,8 +44,6 @@ def findings(
 
     Example: swarmstream findings research --shard alpha --json | jq -r .content
     """
-    from swarmstream.cli.app import globals_of
-
     if spec is not None:
         validate_name("spec", spec)
     if shard is not None:
@@ -110,9 +109,3 @@ async def _follow(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("findings")(guarded(findings))

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bars
 
+from swarmstream.cli.base import globals_of
 from swarmstream.cli.common import ConnectWait, wait_for
 from swarmstream.client import Swarm
 from swarmstream.settings import Settings
-from swarmstream.shard.runner import Progress, WorkflowRunner, WorkflowSummary
-from swarmstream.shard.workflow import Workflow, load_workflow
+from swarmstream.workflow.model import Workflow, load_workflow
+from swarmstream.workflow.runner import Progress, WorkflowRunner, WorkflowSummary
 
 
 class _Display:
@@ -96,8 +97,6 @@ def run(
 
     Example: swarmstream run configs/workflow-3pass.toml --shard demo
     """
-    from swarmstream.cli.app import globals_of
-
     wf = load_workflow(workflow)
     if shard:
         wf = wf.with_shard(shard)
@@ -115,9 +114,3 @@ def run(
     if summary is None:
         raise typer.Exit(130)  # interrupted while waiting for Redis
     _report(summary)
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("run")(guarded(run))

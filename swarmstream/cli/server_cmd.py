@@ -67,10 +67,3 @@ def down(data_dir: DirOption = None) -> None:
         )
     else:
         typer.echo(f"no Redis started by 'swarmstream up' runs in {status.dir}")
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("up")(guarded(up))
-    app.command("down")(guarded(down))

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.cli.base import globals_of, guarded
 from swarmstream.cli.common import ConnectWait, wait_for
 from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError
@@ -40,8 +41,6 @@ def shard(
 
     Example: swarmstream shard research --id alpha --context docs/ --context notes.md
     """
-    from swarmstream.cli.app import globals_of
-
     settings = globals_of(ctx).settings(connect_wait=connect_wait)
     sid = validate_name("shard", shard_id or spec)
     validate_name("spec", spec)
@@ -84,8 +83,6 @@ def context_load(
 
     Example: swarmstream context load alpha docs/ notes.md --spec research
     """
-    from swarmstream.cli.app import globals_of
-
     settings = globals_of(ctx).settings()
     validate_name("shard", shard_id)
 
@@ -103,9 +100,5 @@ def context_load(
     typer.echo(asyncio.run(main()))
 
 
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("shard")(guarded(shard))
-    context_app.command("load")(guarded(context_load))
-    app.add_typer(context_app, name="context")
+# the context group's commands; swarmstream.cli.app adds the group
+context_app.command("load")(guarded(context_load))

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from swarmstream.cli.base import globals_of
 from swarmstream.client import Swarm
 from swarmstream.monitor.live import run_monitor
 from swarmstream.monitor.render import render
@@ -31,8 +32,6 @@ def status(
 
     Example: swarmstream status --json | jq '.specs[] | {name, pending, lag}'
     """
-    from swarmstream.cli.app import globals_of
-
     settings = globals_of(ctx).settings()
 
     async def main() -> Snapshot:
@@ -74,14 +73,5 @@ def monitor(
 
     Example: swarmstream monitor --refresh 0.5
     """
-    from swarmstream.cli.app import globals_of
-
     settings = globals_of(ctx).settings()
     asyncio.run(run_monitor(settings, refresh=refresh, once=once))
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("status")(guarded(status))
-    app.command("monitor")(guarded(monitor))

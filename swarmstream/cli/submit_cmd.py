@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from swarmstream.cli.base import fail, globals_of
 from swarmstream.cli.common import connected, emit_json, parse_json, positive, read_text, run
 from swarmstream.cli.render import finding_detail
 from swarmstream.codec import finding_to_json
@@ -52,8 +53,6 @@ def submit(
 
     Example: swarmstream submit research "where do shipments stall?" --wait 120 --json
     """
-    from swarmstream.cli.app import fail, globals_of
-
     validate_name("spec", spec)
     if shard is not None:
         validate_name("shard", shard)
@@ -96,9 +95,3 @@ def submit(
     else:
         Console(highlight=False).print(finding_detail(finding))
     raise typer.Exit(EXIT_OK if finding.ok else EXIT_FAILED)
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("submit")(guarded(submit))

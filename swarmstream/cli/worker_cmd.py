@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.cli.base import globals_of, print_settings
 from swarmstream.cli.common import ConnectWait
 from swarmstream.errors import ConfigError
 from swarmstream.handlers import Handler, resolve
@@ -152,8 +153,6 @@ def worker(
 
     swarmstream worker research --exec "claude -p" --concurrency 4 --timeout 600
     """
-    from swarmstream.cli.app import globals_of, print_settings
-
     if handler is not None and exec_command is not None:
         raise ConfigError("--handler and --exec are mutually exclusive: give one of them")
     for spec in specs:
@@ -186,9 +185,3 @@ def worker(
         f"{summary.dead} dead, {summary.retried} retried, {summary.reclaimed} reclaimed",
         err=True,
     )
-
-
-def register(app: typer.Typer) -> None:
-    from swarmstream.cli.app import guarded
-
-    app.command("worker")(guarded(worker))

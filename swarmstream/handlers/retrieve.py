@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from swarmstream.context import Context
 from swarmstream.errors import HandlerError
 from swarmstream.handlers.base import ContextLike
 from swarmstream.models import Result, Task
-from swarmstream.shard.context import Context
 
 #: BM25 parameters: term-frequency saturation and length normalization.
 K1 = 1.2

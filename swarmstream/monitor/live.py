@@ -72,7 +72,6 @@ class Monitor:
         # and shown. The client connects lazily: Redis may well be down right now.
         quick = dataclasses.replace(settings.redis, retries=min(settings.redis.retries, 1))
         self.swarm = Swarm(dataclasses.replace(settings, redis=quick))
-        self.reader = self.swarm.transport.stats
         self.snap: Snapshot | None = None
         self.checked = False
         self.last_ok: float | None = None
@@ -84,7 +83,8 @@ class Monitor:
             if not self.checked:  # version check once, on first contact
                 await asyncio.wait_for(self.swarm.check(), self.timeout)
                 self.checked = True
-            self.snap = await asyncio.wait_for(collect(self.reader, self.snap), self.timeout)
+            reader = self.swarm.transport.stats  # after check(): a cluster's, if it is one
+            self.snap = await asyncio.wait_for(collect(reader, self.snap), self.timeout)
         except (RedisVersionError, AuthenticationFailed, PermissionDenied):
             raise  # waiting would not help: say so and stop
         except NoPermissionError as exc:

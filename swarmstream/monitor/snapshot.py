@@ -3,18 +3,21 @@
 ``collect()`` costs two pipelined round trips however many specs, workers, shards
 or tasks there are. Rates (delivered, completed, failed per second) come from the
 difference with the previous snapshot; so does the feed of findings, which after
-the first snapshot reads only findings newer than those it already holds.
+the first snapshot reads only findings newer than those it already holds. The
+transport (``StatsReader``) hands over typed rows; nothing here reads a Redis reply.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from swarmstream import codec
 from swarmstream.models import Finding, WorkerInfo
-from swarmstream.transport.registry import parse_worker
-from swarmstream.transport.stats import FEED_SIZE, StatsReader
+from swarmstream.transport.stats import FEED_SIZE, ShardStats, SpecRow, StatsReader
+
+__all__ = ["WINDOW", "ShardStats", "Snapshot", "SpecStats", "collect"]
 
 #: Seconds of throughput the monitor's sparkline covers.
 WINDOW = 60.0
@@ -48,24 +51,6 @@ class SpecStats:
     @property
     def lag(self) -> int | None:
         return self.backlog
-
-
-@dataclass(frozen=True, slots=True)
-class ShardStats:
-    """One memory shard at one moment."""
-
-    id: str
-    spec: str
-    tokens: int
-    version: int | None
-    pass_no: int | None
-    progress: str
-    collected: int
-    heartbeat: float | None
-    passes: int | None = None  # passes of the workflow running on the shard
-    state: str = ""  # its state: posting, posted, waiting, synthesized, done, aborted
-    tasks: int | None = None  # tasks of the current pass
-    findings: int | None = None  # findings of the current pass so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,72 +127,28 @@ class Snapshot:
         }
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _spec(raw: dict[str, Any], now: float) -> SpecStats:
-    group = raw["group"]
-    pending = raw["pending"]
+def _spec(row: SpecRow, now: float) -> SpecStats:
     oldest = None
-    if pending.get("pending"):
-        first = raw.get("first_delivery_ms")
-        if first is not None:
-            oldest = max(0, int(now * 1000) - first)
-        elif raw.get("oldest_idle_ms") is not None:
-            oldest = raw["oldest_idle_ms"]
-    stats = raw["stats"]
+    if row.pending:
+        if row.first_delivery_ms is not None:
+            oldest = max(0, int(now * 1000) - row.first_delivery_ms)
+        elif row.oldest_idle_ms is not None:
+            oldest = row.oldest_idle_ms
+    counters = row.counters
     return SpecStats(
-        name=raw["name"],
-        stream=raw["stream"],
-        length=raw["length"],
-        backlog=_int(group.get("lag")),
-        pending=int(pending.get("pending") or 0),
+        name=row.name,
+        stream=row.stream,
+        length=row.length,
+        backlog=row.lag,
+        pending=row.pending,
         oldest_pending_ms=oldest,
-        consumers=int(group.get("consumers") or 0),
-        dead=raw["dead"],
-        delivered=_int(group.get("entries-read")),
-        completed=stats.get("ok", 0),
-        failed=stats.get("failed", 0) + stats.get("dead", 0),
-        retried=stats.get("retried", 0),
+        consumers=row.consumers,
+        dead=row.dead,
+        delivered=row.entries_read,
+        completed=counters.ok,
+        failed=counters.failed + counters.dead,
+        retried=counters.retried,
     )
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return None if value in (None, "") else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _shard(raw: dict[str, str]) -> ShardStats:
-    return ShardStats(
-        id=raw["id"],
-        spec=raw.get("spec", ""),
-        tokens=_int(raw.get("tokens")) or 0,
-        version=_int(raw.get("version")),
-        pass_no=_int(raw.get("pass")),
-        progress=raw.get("progress", ""),
-        collected=_int(raw.get("collected")) or 0,
-        heartbeat=_float(raw.get("heartbeat")),
-        passes=_int(raw.get("workflow_passes")),
-        state=raw.get("workflow_state", ""),
-        tasks=_int(raw.get("workflow_tasks")),
-        findings=_int(raw.get("workflow_findings")),
-    )
-
-
-def _workers(rows: list[dict[bytes, bytes]]) -> tuple[WorkerInfo, ...]:
-    out = []
-    for row in rows:
-        try:
-            out.append(parse_worker(row))
-        except (KeyError, ValueError, TypeError):  # a foreign or half-written hash
-            continue
-    return tuple(sorted(out, key=lambda w: w.name))
 
 
 def _entry_key(finding: Finding) -> tuple[int, int]:
@@ -215,14 +156,10 @@ def _entry_key(finding: Finding) -> tuple[int, int]:
     return codec.entry_order(finding.entry_id)
 
 
-def _feed(raw_specs: list[dict[str, Any]], previous: Snapshot | None) -> tuple[Finding, ...]:
+def _feed(rows: Sequence[SpecRow], previous: Snapshot | None) -> tuple[Finding, ...]:
     seen: dict[tuple[str, str | None], Finding] = {}
-    for s in raw_specs:
-        for entry_id, fields in s["feed"]:
-            try:
-                f = codec.decode_finding(entry_id, fields)
-            except Exception:  # a foreign producer's odd finding must not stop the monitor
-                continue
+    for row in rows:
+        for f in row.feed:
             seen[(f.spec, f.entry_id)] = f
     if previous is not None:  # findings read before; a cut-off read returns them again
         for f in previous.feed:
@@ -290,9 +227,9 @@ async def collect(
     registry entries whose heartbeat hash expired are dropped in the next call's
     first round trip (a dead worker disappears once its heartbeat expires).
     """
-    raw = await reader.read(feed_since=_feed_since(previous))
-    now = raw["time"]
-    specs = _with_rates([_spec(s, now) for s in raw["specs"]], previous, now)
+    reading = await reader.read(feed_since=_feed_since(previous))
+    now = reading.time
+    specs = _with_rates([_spec(s, now) for s in reading.specs], previous, now)
     done = sum(s.completed for s in specs)
     hist = list(previous.history) if previous else []
     if previous is not None and now > previous.time:
@@ -300,9 +237,9 @@ async def collect(
     return Snapshot(
         time=now,
         specs=tuple(specs),
-        workers=_workers(raw["workers"]),
-        shards=tuple(sorted((_shard(h) for h in raw["shards"]), key=lambda h: h.id)),
-        feed=_feed(raw["specs"], previous),
+        workers=tuple(sorted(reading.workers, key=lambda w: w.name)),
+        shards=tuple(sorted(reading.shards, key=lambda h: h.id)),
+        feed=_feed(reading.specs, previous),
         history=tuple(hist[-history:]),
         samples=_samples(previous, now, done, window),
         namespace=reader.keys.namespace,

@@ -1,7 +1,6 @@
-"""Memory shards: context, collection, synthesis, workflows and scatter-gather."""
+"""Memory shards: context, collection, synthesis and scatter-gather."""
 
-from swarmstream.shard.borrow import ContextCache
-from swarmstream.shard.context import (
+from swarmstream.context import (
     Context,
     Document,
     DocumentPart,
@@ -9,7 +8,7 @@ from swarmstream.shard.context import (
     estimate_tokens,
     read_paths,
 )
-from swarmstream.shard.runner import PassSummary, Progress, WorkflowRunner, WorkflowSummary
+from swarmstream.shard.borrow import ContextCache
 from swarmstream.shard.scatter import Answer, Passage, ask, load_shards, split_corpus
 from swarmstream.shard.shard import MemoryShard, SwarmMemoryShard
 from swarmstream.shard.synthesis import (
@@ -18,13 +17,6 @@ from swarmstream.shard.synthesis import (
     KnowledgeItem,
     MergeSynthesizer,
     Synthesizer,
-)
-from swarmstream.shard.workflow import (
-    PassSpec,
-    Workflow,
-    WorkflowAborted,
-    WorkflowError,
-    load_workflow,
 )
 
 __all__ = [
@@ -39,21 +31,12 @@ __all__ = [
     "Manifest",
     "MemoryShard",
     "MergeSynthesizer",
-    "PassSpec",
-    "PassSummary",
     "Passage",
-    "Progress",
     "SwarmMemoryShard",
     "Synthesizer",
-    "Workflow",
-    "WorkflowAborted",
-    "WorkflowError",
-    "WorkflowRunner",
-    "WorkflowSummary",
     "ask",
     "estimate_tokens",
     "load_shards",
-    "load_workflow",
     "read_paths",
     "split_corpus",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
+from swarmstream.context import Context, Manifest
 from swarmstream.errors import SwarmstreamError
-from swarmstream.shard.context import Context, Manifest
 from swarmstream.transport.shards import ShardStore
 
 

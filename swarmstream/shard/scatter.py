@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmstream.client import Swarm
+from swarmstream.context import CHARS_PER_TOKEN, DocumentPart
 from swarmstream.keys import validate_name
 from swarmstream.models import Finding, Task
-from swarmstream.shard.context import CHARS_PER_TOKEN, DocumentPart
 from swarmstream.shard.shard import MemoryShard
 
 #: Extra seconds ``ask`` allows Redis replies in flight at the deadline to land.

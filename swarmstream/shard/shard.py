@@ -15,10 +15,10 @@ from typing import Any
 
 from swarmstream import codec
 from swarmstream.client import Swarm
+from swarmstream.context import Context, Manifest, build, read_paths
 from swarmstream.keys import validate_name
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, Finding, Task, new_task_id
 from swarmstream.shard.borrow import ContextCache
-from swarmstream.shard.context import Context, Manifest, build, read_paths
 from swarmstream.shard.synthesis import Knowledge, MergeSynthesizer, Synthesizer
 
 

@@ -165,7 +165,8 @@ class Link:
             raise NotDurable(
                 f"the write reached the primary but {acked} of {wait[1]} replicas "
                 f"acknowledged it within {self.settings.durable_timeout:g}s "
-                "(durable_replicas); a failover now could lose it"
+                "(durable_replicas); a failover now could lose it",
+                replies,
             )
         return replies
 
@@ -243,11 +244,11 @@ class ClusterLink(Link):
                 sent.append(wait)
             try:
                 replies = await self._exchange(node, sent, block_ms)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError):
                 failures += 1
                 self.health.failures += 1
                 if failures > self.settings.retries:
-                    raise connection.unreachable(self.settings, exc) from None
+                    raise  # transient: the caller's own backoff takes over
                 ask = None
                 await asyncio.sleep(min(2.0, 0.05 * 2**failures))
                 await self._refresh()
@@ -264,7 +265,11 @@ class ClusterLink(Link):
                 else:
                     out[i] = reply
             if wait and acked is not None and again != todo:
-                self._checked([acked], wait)  # raises NotDurable if short
+                try:
+                    self._checked([acked], wait)
+                except NotDurable as exc:
+                    exc.replies = out
+                    raise
             if redirect is None:
                 return out
             if tries > REDIRECTS:

@@ -8,16 +8,25 @@ member of the leases zset and the oldest pending entry (XPENDING - + 1); per wor
 its heartbeat hash; per shard, its meta hash and workflow progress. Every command
 is O(1), O(log n) or O(consumers) in Redis, so the cost does not grow with the
 number of pending or queued entries.
+
+What a read returns is typed and decoded (``StatsReading``: a ``SpecRow`` per spec,
+a ``WorkerInfo`` per live worker, a ``ShardStats`` per shard); a reply Redis
+refused in round trip 2 reads as empty. ``swarmstream.monitor`` derives rates, the
+age of the oldest pending entry and the feed from it, and never sees a Redis reply.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+from swarmstream import codec
 from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
+from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.link import Link
+from swarmstream.transport.registry import parse_worker
 
 #: Findings read per spec for the feed of latest findings (at most).
 FEED_PER_SPEC = 10
@@ -27,6 +36,85 @@ FEED_SIZE = 20
 PER_SPEC = 8
 #: Fields of a shard's workflow hash shown as its progress.
 WORKFLOW_FIELDS = ("passes", "state", "tasks", "findings")
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A spec's stats hash: findings by status, retries and dead-lettered entries."""
+
+    ok: int = 0
+    failed: int = 0
+    dead: int = 0  # findings with status dead
+    retried: int = 0
+    buried: int = 0  # entries moved to the dead-letter stream
+
+
+@dataclass(frozen=True, slots=True)
+class SpecRow:
+    """One specialization as round trip 2 read it."""
+
+    name: str
+    stream: str
+    length: int  # XLEN of the task stream
+    #: the ``workers`` group's ``lag``: entries not yet delivered to any worker (None
+    #: on Redis 6.2, or when Redis cannot compute it)
+    lag: int | None
+    entries_read: int | None  # the group's entries-read (Redis 7+)
+    consumers: int  # consumers of the group
+    pending: int  # delivered to a worker, not yet acknowledged (XPENDING summary)
+    dead: int  # XLEN of the dead-letter stream
+    counters: Counters
+    #: the latest findings (newest first) that decode; a foreign producer's odd one
+    #: is left out
+    feed: tuple[Finding, ...]
+    #: first delivery (ms) of the longest-held entry past a lease renewal
+    first_delivery_ms: int | None
+    #: idle time (ms) of the oldest pending entry
+    oldest_idle_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    """One memory shard at one moment: its meta hash and workflow progress."""
+
+    id: str
+    spec: str
+    tokens: int
+    version: int | None
+    pass_no: int | None
+    progress: str
+    collected: int
+    heartbeat: float | None
+    passes: int | None = None  # passes of the workflow running on the shard
+    state: str = ""  # its state: posting, posted, waiting, synthesized, done, aborted
+    tasks: int | None = None  # tasks of the current pass
+    findings: int | None = None  # findings of the current pass so far
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReading:
+    """What one ``StatsReader.read()`` returned, taken at ``time`` (Redis server clock)."""
+
+    time: float
+    specs: tuple[SpecRow, ...]  # sorted by name
+    workers: tuple[WorkerInfo, ...]  # live workers whose hash parses, registry order
+    shards: tuple[ShardStats, ...]  # shards whose meta hash exists, registry order
+    #: registered workers whose heartbeat hash expired: dropped on the next read
+    expired_workers: tuple[str, ...] = ()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _group_info(reply: Any) -> dict[str, Any]:
@@ -49,16 +137,62 @@ def feed_count(specs: int, since: str | None) -> int:
     return max(2, min(FEED_PER_SPEC, math.ceil(2 * FEED_SIZE / specs)))
 
 
-def _shard_row(shard: str, meta: Any, flow: Any) -> dict[str, str] | None:
-    """A shard's meta hash plus its workflow progress (``workflow_*`` keys)."""
+def _shard_row(shard: str, meta: Any, flow: Any) -> ShardStats | None:
+    """A shard's meta hash plus its workflow progress; None if it has no meta hash."""
     if not meta or isinstance(meta, Exception):
         return None
-    out = {_s(a): _s(b) for a, b in meta.items()} | {"id": shard}
+    raw = {_s(a): _s(b) for a, b in meta.items()}
     if isinstance(flow, list):
         for f, v in zip(WORKFLOW_FIELDS, flow, strict=True):
             if v is not None:
-                out[f"workflow_{f}"] = _s(v)
-    return out
+                raw[f"workflow_{f}"] = _s(v)
+    return ShardStats(
+        id=shard,
+        spec=raw.get("spec", ""),
+        tokens=_int(raw.get("tokens")) or 0,
+        version=_int(raw.get("version")),
+        pass_no=_int(raw.get("pass")),
+        progress=raw.get("progress", ""),
+        collected=_int(raw.get("collected")) or 0,
+        heartbeat=_float(raw.get("heartbeat")),
+        passes=_int(raw.get("workflow_passes")),
+        state=raw.get("workflow_state", ""),
+        tasks=_int(raw.get("workflow_tasks")),
+        findings=_int(raw.get("workflow_findings")),
+    )
+
+
+def _worker(row: dict[bytes, bytes]) -> WorkerInfo | None:
+    try:
+        return parse_worker(row)
+    except (KeyError, ValueError, TypeError):  # a foreign or half-written hash
+        return None
+
+
+def _feed(reply: Any) -> tuple[Finding, ...]:
+    """The findings of an XREVRANGE reply that decode, in its order."""
+    if isinstance(reply, Exception):
+        return ()
+    out = []
+    for entry_id, fields in reply:
+        try:
+            out.append(codec.decode_finding(_s(entry_id), fields))
+        except Exception:  # a foreign producer's odd finding must not stop the monitor
+            continue
+    return tuple(out)
+
+
+def _counters(reply: Any) -> Counters:
+    if isinstance(reply, Exception):
+        return Counters()
+    values = {_s(a): int(b) for a, b in reply.items()}
+    return Counters(
+        ok=values.get("ok", 0),
+        failed=values.get("failed", 0),
+        dead=values.get("dead", 0),
+        retried=values.get("retried", 0),
+        buried=values.get("buried", 0),
+    )
 
 
 class StatsReader:
@@ -70,8 +204,8 @@ class StatsReader:
         self.keys = keys
         self._forget: list[str] = []  # expired workers, dropped on the next read
 
-    async def read(self, feed_since: str | None = None) -> dict[str, Any]:
-        """Raw material of a snapshot, as plain dicts (see swarmstream.monitor).
+    async def read(self, feed_since: str | None = None) -> StatsReading:
+        """Everything a snapshot is made of, decoded (see swarmstream.monitor).
 
         ``feed_since`` (a stream id, inclusive) limits the findings read to those
         at least that recent: the monitor passes the oldest entry of the feed it
@@ -84,7 +218,7 @@ class StatsReader:
             pipe.smembers(self.keys.specs)
             pipe.zrange(self.keys.workers, 0, -1)
             pipe.zrange(self.keys.shards, 0, -1)
-            pipe.time()
+            pipe.execute_command("TIME")  # not pipe.time(): the cluster pipeline refuses it
             replies = (await pipe.execute(raise_on_error=False))[-4:]
         for reply in replies:
             if isinstance(reply, Exception):
@@ -96,32 +230,35 @@ class StatsReader:
         async with self.client.pipeline(transaction=False) as pipe:
             self._queue_details(pipe, specs, workers, shards, feed_since)
             rows = await pipe.execute(raise_on_error=False)
-        out: dict[str, Any] = {
-            "time": float(now[0]) + float(now[1]) / 1e6,
-            "specs": [],
-            "workers": [],
-            "shards": [],
-        }
         i = 0
+        spec_rows = []
         for spec in specs:
-            out["specs"].append(self._spec_row(spec, rows[i : i + PER_SPEC]))
+            spec_rows.append(self._spec_row(spec, rows[i : i + PER_SPEC]))
             i += PER_SPEC
+        live: list[WorkerInfo] = []
         expired: list[str] = []
         for name in workers:
             row = rows[i]
             i += 1
             if row and not isinstance(row, Exception):
-                out["workers"].append(row)
+                if (info := _worker(row)) is not None:
+                    live.append(info)
             elif not row:
                 expired.append(name)
-        out["expired_workers"] = expired
         self._forget = expired
+        shard_rows = []
         for shard in shards:
-            meta = _shard_row(shard, rows[i], rows[i + 1])
+            row = _shard_row(shard, rows[i], rows[i + 1])
             i += 2
-            if meta:
-                out["shards"].append(meta)
-        return out
+            if row is not None:
+                shard_rows.append(row)
+        return StatsReading(
+            time=float(now[0]) + float(now[1]) / 1e6,
+            specs=tuple(spec_rows),
+            workers=tuple(live),
+            shards=tuple(shard_rows),
+            expired_workers=tuple(expired),
+        )
 
     def _queue_details(
         self,
@@ -149,25 +286,23 @@ class StatsReader:
             pipe.hgetall(self.keys.shard(shard).meta)
             pipe.hmget(self.keys.shard(shard).workflow, *WORKFLOW_FIELDS)
 
-    def _spec_row(self, spec: str, replies: list[Any]) -> dict[str, Any]:
+    def _spec_row(self, spec: str, replies: list[Any]) -> SpecRow:
         length, groups, pending, dead, stats, feed, leases, first = replies
-        return {
-            "name": spec,
-            "stream": self.keys.spec(spec).tasks,
-            "length": length if isinstance(length, int) else 0,
-            "group": _group_info(groups),
-            "pending": pending if isinstance(pending, dict) else {},
-            "dead": dead if isinstance(dead, int) else 0,
-            "stats": {}
-            if isinstance(stats, Exception)
-            else {_s(a): int(b) for a, b in stats.items()},
-            "feed": []
-            if isinstance(feed, Exception)
-            else [(_s(entry_id), fields) for entry_id, fields in feed],
-            # first delivery (ms) of the longest-held entry past a lease renewal
-            "first_delivery_ms": int(leases[0][1]) if leases and isinstance(leases, list) else None,
-            # idle time (ms) of the oldest pending entry
-            "oldest_idle_ms": int(first[0]["time_since_delivered"])
+        group = _group_info(groups)
+        summary = pending if isinstance(pending, dict) else {}
+        return SpecRow(
+            name=spec,
+            stream=self.keys.spec(spec).tasks,
+            length=length if isinstance(length, int) else 0,
+            lag=_int(group.get("lag")),
+            entries_read=_int(group.get("entries-read")),
+            consumers=int(group.get("consumers") or 0),
+            pending=int(summary.get("pending") or 0),
+            dead=dead if isinstance(dead, int) else 0,
+            counters=_counters(stats),
+            feed=_feed(feed),
+            first_delivery_ms=int(leases[0][1]) if leases and isinstance(leases, list) else None,
+            oldest_idle_ms=int(first[0]["time_since_delivered"])
             if first and isinstance(first, list)
             else None,
-        }
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,15 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from swarmstream import codec
 from swarmstream.codec import text as _s
+from swarmstream.errors import NotDurable
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
 from swarmstream.transport.connection import fields_of, stream_entries
 from swarmstream.transport.link import Link
 from swarmstream.transport.scripts import Scripts
+
+log = logging.getLogger(__name__)
 
 #: complete() outcomes per item
 RECORDED, DUPLICATE, LOST = 1, 0, -1
@@ -273,13 +277,24 @@ class Streams:
         args.append(codec.pack_for_lua(packed))
         script = self.scripts.complete
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        (result,) = await self.link.pipeline([command], key=k.tasks, durable=True)
+        result = await self._durably(command, k.tasks)
         if isinstance(result, NoScriptError):  # a new primary, a restarted server
             await self.link.load_script(script.script)
-            (result,) = await self.link.pipeline([command], key=k.tasks, durable=True)
+            result = await self._durably(command, k.tasks)
         if isinstance(result, ResponseError):
             raise result
         return [int(r) for r in result]
+
+    async def _durably(self, command: tuple[Any, ...], key: str) -> Any:
+        """Run a completion; with ``durable_replicas``, wait for the replicas. A
+        completion the replicas did not confirm in time is recorded all the same
+        (the primary has it, and the task is acked): a warning, not an error."""
+        try:
+            (result,) = await self.link.pipeline([command], key=key, durable=True)
+        except NotDurable as exc:
+            log.warning("finding recorded, not yet on the replicas: %s", exc)
+            (result,) = exc.replies
+        return result
 
     async def retry_later(
         self,

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from swarmstream.client import Swarm
+from swarmstream.handlers import resolve
 from swarmstream.keys import validate_name
 from swarmstream.models import Finding, Task
 from swarmstream.shard.shard import MemoryShard
@@ -39,7 +40,7 @@ from swarmstream.shard.synthesis import (
     MergeSynthesizer,
     Synthesizer,
 )
-from swarmstream.shard.workflow import (
+from swarmstream.workflow.model import (
     PassSpec,
     PlannedTask,
     Workflow,
@@ -155,8 +156,6 @@ class WorkflowRunner:
         self.shard = MemoryShard(swarm, workflow.shard, workflow.spec)
         self.store = self.shard.store
         if synthesizer is None and workflow.synthesizer:
-            from swarmstream.handlers import resolve
-
             synthesizer = HandlerSynthesizer(resolve(workflow.synthesizer))
         self.synthesizer: Synthesizer = synthesizer or MergeSynthesizer()
         self.on_progress = on_progress

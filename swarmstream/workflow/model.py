@@ -3,7 +3,7 @@
 A workflow posts the tasks of one pass, waits for their findings until the pass
 deadline, synthesizes them into knowledge, and hands that knowledge to the tasks
 of the next pass. This module holds the frozen model, the loader and the task
-planner; ``swarmstream.shard.runner`` runs it. A file looks like::
+planner; ``swarmstream.workflow.runner`` runs it. A file looks like::
 
     name = "demo"
     shard = "demo"
