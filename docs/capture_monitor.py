@@ -15,7 +15,6 @@ from swarmstream.models import WorkerState
 from swarmstream.monitor.render import render
 from swarmstream.monitor.snapshot import Snapshot, collect
 from swarmstream.settings import Settings
-from swarmstream.transport.stats import StatsReader
 
 WIDTH, HEIGHT = 100, 44
 
@@ -48,7 +47,7 @@ class CapturingDemo(Demo):
             task.cancel()
 
     async def _watch(self, swarm: Swarm) -> None:
-        reader = StatsReader(swarm.client, swarm.keys)
+        reader = swarm.transport.stats
         snap: Snapshot | None = None
         while True:
             snap = await collect(reader, snap)
