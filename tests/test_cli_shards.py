@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 from helpers import spawn, stop, wait_until
 from test_cli import cli, one_line_error
@@ -24,6 +25,7 @@ def _docs(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.contract
 def test_context_load_and_status(settings: Settings, tmp_path: Path) -> None:
     d = _docs(tmp_path)
     out = cli(settings, "context", "load", "alpha", str(d), "--spec", "research")
@@ -38,6 +40,7 @@ def test_context_load_and_status(settings: Settings, tmp_path: Path) -> None:
     one_line_error(cli(settings, "context", "load", "alpha", str(tmp_path / "missing")), 2)
 
 
+@pytest.mark.contract
 def test_ask_with_citations_and_a_missed_deadline(settings: Settings, tmp_path: Path) -> None:
     d = _docs(tmp_path)
     assert cli(settings, "context", "load", "alpha", str(d), "--spec", "research").returncode == 0
@@ -62,6 +65,7 @@ def test_ask_with_citations_and_a_missed_deadline(settings: Settings, tmp_path: 
     assert "[handbook/harbor.md:" in out.stdout and "18:00" in out.stdout
 
 
+@pytest.mark.contract
 def test_shard_process_collects_its_findings(
     settings: Settings, tmp_path: Path, raw: redis.Redis
 ) -> None:

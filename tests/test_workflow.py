@@ -230,6 +230,7 @@ templates = ["conclude {domain}", "doubt {domain}"]
 """
 
 
+@pytest.mark.contract
 async def test_three_passes_complete_when_a_worker_is_killed(
     swarm: Swarm, settings: Settings, raw: redis.Redis, tmp_path: Path
 ) -> None:
@@ -280,6 +281,7 @@ def _coordinator(settings: Settings, config: Path, log: Path) -> subprocess.Pope
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+@pytest.mark.contract
 def test_coordinator_killed_mid_workflow_resumes(
     settings: Settings, raw: redis.Redis, repo_root: Path, tmp_path: Path
 ) -> None:
