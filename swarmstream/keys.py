@@ -33,6 +33,8 @@ Registries (one key each, no hash tag)::
     NS:workers                 zset     worker name -> last heartbeat (unix s)
     NS:worker:<name>           hash     worker state, expires with heartbeat TTL
     NS:shards                  zset     shard id -> last heartbeat (unix s)
+    NS:protocol                hash     protocol version, script SHA1s and the settings
+                                        every worker must share (first writer wins)
 
 ``swarmstream bench`` also writes its plain redis-py reference keys in its own
 throwaway namespace: ``NS:raw:{T}:<name>`` (tasks, results, ctx).
@@ -173,6 +175,10 @@ class Keys:
     @property
     def specs(self) -> str:
         return f"{self.namespace}:specs"
+
+    @property
+    def protocol(self) -> str:
+        return f"{self.namespace}:protocol"
 
     @property
     def workers(self) -> str:

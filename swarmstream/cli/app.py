@@ -20,6 +20,7 @@ from swarmstream.cli import (
     dead_cmd,
     demo_cmd,
     findings_cmd,
+    protocol_cmd,
     run_cmd,
     server_cmd,
     shard_cmd,
@@ -112,6 +113,7 @@ app.command("submit")(guarded(submit_cmd.submit))
 app.command("findings")(guarded(findings_cmd.findings))
 app.add_typer(dead_cmd.dead_app, name="dead")
 app.command("config")(guarded(config_cmd))
+app.command("protocol")(guarded(protocol_cmd.protocol))
 
 
 def main() -> None:

@@ -12,7 +12,19 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_NAMES = ("complete", "bury", "renew", "retry", "release", "reclaim", "trim", "prune", "requeue")
+_NAMES = (
+    "complete",
+    "bury",
+    "renew",
+    "retry",
+    "release",
+    "reclaim",
+    "trim",
+    "prune",
+    "requeue",
+    "vanished",
+    "publish",
+)
 
 
 def _source(name: str) -> str:
@@ -32,6 +44,12 @@ class Scripts:
     trim: AsyncScript
     prune: AsyncScript
     requeue: AsyncScript
+    vanished: AsyncScript
+    publish: AsyncScript
+
+    def shas(self) -> dict[str, str]:
+        """Each script's SHA1 (what EVALSHA names it by), by script name."""
+        return {name: str(getattr(self, name).sha) for name in _NAMES}
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

@@ -408,7 +408,10 @@ class Streams:
             origin_id=entry_id,
             fields=None,
         )
-        await self.client.xadd(k.dead, fields, maxlen=self.retention.dead_maxlen, approximate=True)
+        flat: list[Any] = [x for pair in fields.items() for x in pair]
+        await self.scripts.vanished(
+            keys=[k.dead, k.stats], args=[self.retention.dead_maxlen, *flat]
+        )
 
     # -- hygiene -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from swarmstream.keys import Keys
 from swarmstream.settings import Settings
 from swarmstream.transport.link import Link, detect, make_link, open_link
+from swarmstream.transport.protocol import ProtocolStore
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.results import Results
 from swarmstream.transport.scripts import Scripts
@@ -32,6 +33,7 @@ class Transport:
         self.registry = Registry(link, self.keys)
         self.shards = ShardStore(link, self.keys)
         self.stats = StatsReader(link, self.keys)
+        self.protocol = ProtocolStore(link, self.keys, self.scripts)
 
     @classmethod
     async def open(cls, settings: Settings, client_name: str | None = None) -> Transport:

@@ -36,6 +36,7 @@ from swarmstream.handlers.base import CallableHandler, Handler, as_handler, clos
 from swarmstream.keys import Keys, validate_name
 from swarmstream.models import Status, WorkerInfo, WorkerState, worker_name
 from swarmstream.settings import Settings
+from swarmstream.transport.protocol import ProtocolRecord
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.startup import wait_for_redis
 from swarmstream.transport.streams import Completion, Entry, Streams
@@ -128,7 +129,13 @@ class EphemeralWorker:
         """Run until stopped (signal, once, max_tasks, idle_exit); returns a summary.
 
         Redis not answering at start is waited for (``connect_wait`` bounds it)."""
-        if not await self._start():
+        try:
+            started = await self._start()
+        except BaseException:
+            if self.transport is not None and self._own_transport:
+                await self.transport.aclose()
+            raise
+        if not started:
             self.state = WorkerState.STOPPED
             return self.summary()
         loops = [
@@ -235,6 +242,7 @@ class EphemeralWorker:
         )
         for spec in self.specs:
             await self.streams.ensure_group(spec)
+        await self._check_protocol()
         self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
         await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
@@ -336,6 +344,18 @@ class EphemeralWorker:
                 await step
             return
         step.result()
+
+    async def _check_protocol(self) -> None:
+        """Publish the swarm's protocol record, or compare with it (docs/protocol.md)."""
+        assert self.transport is not None
+        mine = ProtocolRecord.of(self.settings, self.transport.scripts)
+        for line in await self.transport.protocol.join(mine):
+            log.warning(
+                "worker %s: %s (%s; see 'swarmstream protocol')",
+                self.name,
+                line,
+                self.keys.protocol,
+            )
 
     async def _recover_if_needed(self) -> None:
         """After a connection failure, run what a lost reply delivered to this worker."""
