@@ -52,11 +52,15 @@ class Outcome:
     dead-lettered already). ``counted`` is False for entries that were not tasks."""
 
     counted: bool = True
+    #: a retry was scheduled: the entry stays in this worker's pending list, on
+    #: purpose, until some worker reclaims it after the backoff (never released)
+    retrying: bool = False
 
 
-#: the two outcomes without a finding to record, shared (the hot path allocates nothing)
+#: the outcomes without a finding to record, shared (the hot path allocates nothing)
 SETTLED = Outcome()
 NOT_A_TASK = Outcome(counted=False)
+RETRYING = Outcome(retrying=True)
 
 
 def describe(exc: BaseException) -> str:
@@ -160,8 +164,7 @@ class Execution:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # whatever the handler raised or returned: data
-            await self._failed(entry, task, wire, started, describe(exc))
-            return SETTLED
+            return await self._failed(entry, task, wire, started, describe(exc))
         return Completion(entry.entry_id, task.id, task.shard or "", _OK, body, task.attempt > 1)
 
     async def _invoke(self, task: Task) -> Result:
@@ -186,7 +189,7 @@ class Execution:
 
     async def _failed(
         self, entry: Entry, task: Task, wire: str, started: float, error: str
-    ) -> None:
+    ) -> Outcome:
         log.info(
             "task %s attempt %d/%d failed: %s", task.id, task.attempt, task.max_attempts, error
         )
@@ -205,9 +208,10 @@ class Execution:
                 )
             )
             self.counts["retried" if ok else "lost"] += 1
-            return
+            return RETRYING if ok else SETTLED
         reason = f"failed on all {task.max_attempts} attempts"
         await self.bury(entry, reason, error, task, Status.FAILED, wire, started)
+        return SETTLED
 
     async def _bury_malformed(self, entry: Entry, reason: str, task_id: str | None) -> None:
         reason = codec.safe_text(f"malformed: {reason}")

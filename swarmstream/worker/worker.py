@@ -466,7 +466,10 @@ class EphemeralWorker:
         if not isinstance(outcome, Completion):
             if not outcome.counted:
                 self._dispatched -= 1
-            self.ledger.forget(owned.key)
+            if outcome.retrying:  # stays pending here until reclaimed: never released
+                self.ledger.defer(owned.key)
+            else:
+                self.ledger.forget(owned.key)
             return
         owned.writing = True
         await self.flusher.add(owned.entry.spec, outcome, batch_only=self._stop.is_set())
