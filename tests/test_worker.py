@@ -53,6 +53,28 @@ async def test_retry_with_backoff_then_success(swarm: Swarm, settings: Settings)
     assert summary.retried == 1
 
 
+async def test_a_retry_is_not_released_when_its_worker_stops(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """A --once worker fails attempt 1 and stops: the entry stays pending with its
+    delivery count (not released, which would make attempt 1 come round again), and
+    the next worker runs attempt 2 after the backoff."""
+
+    def fail(task: Task) -> str:
+        raise RuntimeError("no")
+
+    task = await swarm.submit("research", "fails twice", max_attempts=2)
+    first = await EphemeralWorker("research", fail, settings.with_worker(once=True)).run()
+    assert first.retried == 1 and first.released == 0
+    tasks_key = Keys(settings.redis.namespace).spec("research").tasks
+    [row] = raw.xpending_range(tasks_key, GROUP, "-", "+", 10)
+    assert row["times_delivered"] == 1
+    second = await EphemeralWorker("research", fail, settings.with_worker(once=True)).run()
+    assert second.failed == 1
+    finding = await swarm.wait(task, timeout=10)
+    assert finding.status is Status.FAILED and finding.attempt == 2
+
+
 async def test_poison_task_dead_lettered_after_max_attempts(
     swarm: Swarm, settings: Settings
 ) -> None:
