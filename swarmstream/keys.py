@@ -17,6 +17,8 @@ Per specialization (hash tag ``{S}``)::
                                         past a lease renewal, retried or released
     NS:spec:{S}:rel:<entry>    string   times a started entry was released (TTL)
     NS:spec:{S}:nil            (none)   never written: fills a KEYS[] slot when no task id
+    NS:spec:{S}:bridge:<B>     string   "gen:offset" of the last bus line bridge B submitted
+                                        to S (set in the MULTI of those XADDs)
 
 Per shard (hash tag ``{H}``)::
 
@@ -26,6 +28,14 @@ Per shard (hash tag ``{H}``)::
     NS:shard:{H}:collected     stream   findings collected by the shard
     NS:shard:{H}:knowledge     hash     pass number -> synthesis (msgpack)
     NS:shard:{H}:workflow      hash     workflow progress (resumable)
+
+Per bus bridge (hash tag ``{B}``, ``swarmstream bridge``; B is named after its file)::
+
+    NS:bridge:{B}:state        hash     file position (dev, ino, gen, offset) and counters
+    NS:bridge:{B}:pending      hash     task id -> JSON: a query line's task awaiting the
+                                        response line the bridge appends for it
+    NS:bridge:{B}:corr         hash     correlation id -> JSON: a served task written as a
+                                        query line (state, and the answer once read)
 
 Registries (one key each, no hash tag)::
 
@@ -115,6 +125,10 @@ class SpecKeys:
     def err(self, task_id: str) -> str:
         return f"{self._base}:err:{task_id}"
 
+    def bridged(self, bridge: str) -> str:
+        """The last bus line a bridge submitted to this spec (see ``BridgeKeys``)."""
+        return f"{self._base}:bridge:{validate_name('bridge', bridge)}"
+
 
 @dataclass(frozen=True, slots=True)
 class ShardKeys:
@@ -151,6 +165,30 @@ class ShardKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgeKeys:
+    """Keys of one bus bridge (``swarmstream bridge``). All share the hash tag ``{bridge}``."""
+
+    namespace: str
+    bridge: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.namespace}:bridge:{{{self.bridge}}}"
+
+    @property
+    def state(self) -> str:
+        return f"{self._base}:state"
+
+    @property
+    def pending(self) -> str:
+        return f"{self._base}:pending"
+
+    @property
+    def corr(self) -> str:
+        return f"{self._base}:corr"
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     """Entry point to the key layout of one namespace."""
 
@@ -164,6 +202,9 @@ class Keys:
 
     def shard(self, shard: str) -> ShardKeys:
         return ShardKeys(self.namespace, validate_name("shard", shard))
+
+    def bridge(self, bridge: str) -> BridgeKeys:
+        return BridgeKeys(self.namespace, validate_name("bridge", bridge))
 
     def spec_of(self, tasks_key: str) -> str:
         """The spec whose task stream ``tasks_key`` is (the inverse of ``spec``)."""

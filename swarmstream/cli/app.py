@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from swarmstream.bridge.cli import bridge_app
 from swarmstream.cli import (
     ask_cmd,
     bench_cmd,
@@ -29,6 +30,7 @@ from swarmstream.cli import (
     worker_cmd,
 )
 from swarmstream.cli.base import Globals, globals_of, guarded, print_settings
+from swarmstream.mcp.command import mcp as mcp_command
 from swarmstream.settings import DEFAULT_NAMESPACE, DEFAULT_URL
 
 app = typer.Typer(
@@ -111,7 +113,9 @@ app.command("up")(guarded(server_cmd.up))
 app.command("down")(guarded(server_cmd.down))
 app.command("submit")(guarded(submit_cmd.submit))
 app.command("findings")(guarded(findings_cmd.findings))
+app.command("mcp")(guarded(mcp_command))
 app.add_typer(dead_cmd.dead_app, name="dead")
+app.add_typer(bridge_app, name="bridge")
 app.command("config")(guarded(config_cmd))
 app.command("protocol")(guarded(protocol_cmd.protocol))
 

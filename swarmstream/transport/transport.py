@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from swarmstream.keys import Keys
 from swarmstream.settings import Settings
+from swarmstream.transport.bridge_state import BridgeStore
 from swarmstream.transport.link import Link, detect, make_link, open_link
 from swarmstream.transport.protocol import ProtocolStore
 from swarmstream.transport.registry import Registry
@@ -34,6 +35,7 @@ class Transport:
         self.shards = ShardStore(link, self.keys)
         self.stats = StatsReader(link, self.keys)
         self.protocol = ProtocolStore(link, self.keys, self.scripts)
+        self.bridges = BridgeStore(link, self.keys, self.streams)
 
     @classmethod
     async def open(cls, settings: Settings, client_name: str | None = None) -> Transport:
