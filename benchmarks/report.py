@@ -47,8 +47,11 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
 def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
-    data |= {n: _load(out, n) for n in ("workflow", "peers", "scale", "malformed", "run")}
-    machine = next((d["machine"] for d in data.values() if d and "machine" in d), {})
+    more = ("workflow", "peers", "scale", "malformed", "cluster", "run")
+    data |= {n: _load(out, n) for n in more}
+    machine: dict[str, Any] = next(
+        (d["machine"] for d in data.values() if d and "machine" in d), {}
+    )
     ratios: dict[str, float] = {}
     figures: dict[str, Any] = {}
     if lat := data["latency"]:
@@ -85,6 +88,15 @@ def build(out: Path) -> dict[str, Any]:
         figures["scale_linearity"] = sc.get("linearity")
     if mf := data["malformed"]:
         figures["malformed_us_per_entry"] = mf["us_per_entry"]
+    if cl := data["cluster"]:
+        figures["cluster"] = {
+            "throughput": cl["throughput"]["results"],
+            "ratios": cl["throughput"]["ratios"],
+            "spread": cl["spread"]["by_primary_port"],
+            "failover": (cl.get("failover") or {}).get("cells", {}),
+            "failover_gap_s": (cl.get("failover") or {}).get("gap_s", {}),
+            "config": cl["config"],
+        }
     targets = []
     for key, what, target, test in TARGETS:
         value = ratios.get(key)
@@ -203,6 +215,50 @@ def _markdown_more(f: dict[str, Any]) -> list[str]:
         for kind, s in f["malformed_us_per_entry"].items():
             what = "dead-lettered (malformed)" if kind == "malformed" else "completed (valid)"
             md.append(f"| {what} | {s['median']:.0f} | {s['min']:.0f}-{s['max']:.0f} |")
+    if "cluster" in f:
+        md += _markdown_cluster(f["cluster"])
+    return md
+
+
+def _markdown_cluster(c: dict[str, Any]) -> list[str]:
+    """Cluster vs standalone throughput; failover gap and losses (benchmarks/cluster.py)."""
+    cfg = c["config"]
+    md = [
+        "",
+        f"| {cfg['tasks']:,} echo tasks over 6 specs, end to end | worker processes | "
+        "tasks/s median | min-max |",
+        "|---|---:|---:|---:|",
+    ]
+    for v in c["throughput"].values():
+        s = v["stats"]
+        md.append(
+            f"| {v['topology']} | {v['workers']} | {_rate(s['median'])} | "
+            f"{_rate(s['min'])}-{_rate(s['max'])} |"
+        )
+    ratios = ", ".join(
+        f"{k.rsplit('_', 1)[-1].replace('w', ' worker(s)')}: {v:.2f}x"
+        for k, v in c["ratios"].items()
+    )
+    md += ["", f"Cluster (3 primaries) / standalone, medians of the same run: {ratios}."]
+    if c["failover"]:
+        risk = f"{cfg.get('risk_ms', 100):g} ms"
+        md += [
+            "",
+            "| kill -9 of the spec's primary while submitting | durable_replicas | "
+            "gap s, median (min-max) | lost per round | duplicates per round | "
+            f"acked in the {risk} before the kill | in flight at the kill |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for cell in c["failover"].values():
+            g = cell["gap_s"]
+            gap = "-" if g is None else f"{g['median']:.2f} ({g['min']:.2f}-{g['max']:.2f})"
+            per_round = [", ".join(map(str, cell[k])) for k in ("lost", "duplicates")]
+            per_round += [", ".join(map(str, cell[k])) for k in ("at_risk", "in_flight")]
+            md.append(
+                f"| {cell['topology']} | {cell['durable_replicas']} | {gap} | "
+                + " | ".join(per_round)
+                + " |"
+            )
     return md
 
 

@@ -8,7 +8,7 @@ JSON into the output folder; then reads them back and writes:
 * ``results.md``: the tables the README shows;
 * ``suite.png``: throughput, latency, the scale curve and the workflow overhead.
 
-    python benchmarks/suite.py                       # full run (~15-20 min on 2 cores)
+    python benchmarks/suite.py                       # full run (~20-25 min on 2 cores)
     python benchmarks/suite.py --quick               # CI smoke: tiny sizes, ~1-2 min
     python benchmarks/suite.py --only latency,throughput --out /tmp/b
 
@@ -41,6 +41,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "peers": ("peers/run.py", [], ["--quick"]),
     "scale": ("scale.py", [], ["--quick"]),
     "malformed": ("malformed.py", [], ["--quick"]),
+    "cluster": ("cluster.py", [], ["--quick"]),
 }
 
 
