@@ -40,6 +40,7 @@ from swarmstream.mcp.ledger import Held, Ledger
 from swarmstream.mcp.writes import Writes
 from swarmstream.models import Status, Task, WorkerInfo, WorkerState, worker_name
 from swarmstream.settings import Settings
+from swarmstream.transport.protocol import ProtocolRecord
 from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry
 from swarmstream.transport.transport import Transport
 from swarmstream.worker.execution import TRANSIENT, describe
@@ -107,6 +108,10 @@ class Desk:
                 "concurrency): report, fail or release one before claiming another"
             )
         await self.streams.ensure_group(spec)
+        if not self.specs:  # the first claim makes this session a worker: join the protocol
+            mine = ProtocolRecord.of(self.transport.settings, self.transport.scripts)
+            for line in await self.transport.protocol.join(mine):
+                log.warning("%s: %s (see 'swarmstream protocol')", self.name, line)
         if spec not in self.specs:
             self.specs.append(spec)
         end = time.monotonic() + wait
