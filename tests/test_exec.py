@@ -170,7 +170,7 @@ async def test_stdin_and_environment_reach_the_command(
         "SWARMSTREAM_SHARD": "",
         "SWARMSTREAM_ATTEMPT": "2",
         "SWARMSTREAM_PASS": "3",
-        "SWARMSTREAM_CONTEXT_FILE": "",
+        "SWARMSTREAM_CONTEXT_FILE": None,  # unset, not "": the task has no shard
     }
 
 
@@ -350,7 +350,7 @@ async def test_context_file_is_written_once_per_version_and_reused(
         assert os.listdir(folder) == [Path(later["env"]["SWARMSTREAM_CONTEXT_FILE"]).name]
         # a task without a shard gets no context file
         plain = await swarm.wait(await swarm.submit(SPEC, "no shard"), timeout=30)
-        assert plain.data["env"]["SWARMSTREAM_CONTEXT_FILE"] == ""
+        assert plain.data["env"]["SWARMSTREAM_CONTEXT_FILE"] is None  # unset
         assert "context" not in plain.data
     assert not folder.exists(), "the worker closes the handler, which removes the folder"
 

@@ -11,7 +11,7 @@ is terminated, then killed, and the command's pid is reaped.
 The environment is the worker's plus ``SWARMSTREAM_TASK_ID``, ``SWARMSTREAM_SPEC``,
 ``SWARMSTREAM_SHARD``, ``SWARMSTREAM_ATTEMPT``, ``SWARMSTREAM_PASS`` and
 ``SWARMSTREAM_CONTEXT_FILE``: the path of the parent shard's borrowed context, written
-once per context version into a private temporary folder (empty without a shard).
+once per context version into a private temporary folder (unset without a shard).
 """
 
 from __future__ import annotations
@@ -85,8 +85,27 @@ def _file_stem(shard: str) -> str:
 
 
 def _inherited_env() -> dict[str, str]:
-    """The worker's environment minus its Redis settings (URLs may hold passwords)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SWARMSTREAM_REDIS")}
+    """The worker's environment minus its Redis settings (URLs may hold passwords) and
+    any task variable it was itself started with (each task sets its own)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SWARMSTREAM_REDIS") and k not in _TASK_VARIABLES
+    }
+
+
+#: the variables a task sets for its command (``SWARMSTREAM_CONTEXT_FILE`` only
+#: when the task has a shard context)
+_TASK_VARIABLES = frozenset(
+    {
+        "SWARMSTREAM_TASK_ID",
+        "SWARMSTREAM_SPEC",
+        "SWARMSTREAM_SHARD",
+        "SWARMSTREAM_ATTEMPT",
+        "SWARMSTREAM_PASS",
+        "SWARMSTREAM_CONTEXT_FILE",
+    }
+)
 
 
 def parse_output(text: str) -> Result:
@@ -235,8 +254,9 @@ class ExecHandler:
                 "SWARMSTREAM_SHARD": task.shard or "",
                 "SWARMSTREAM_ATTEMPT": str(task.attempt),
                 "SWARMSTREAM_PASS": str(task.pass_no),
-                "SWARMSTREAM_CONTEXT_FILE": held.path if held else "",
             }
+            if held is not None:  # unset without a shard: "" would name the cwd
+                env["SWARMSTREAM_CONTEXT_FILE"] = held.path
             out = await self._run(task.text.encode("utf-8"), env)
         finally:
             if held is not None:
