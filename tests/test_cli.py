@@ -29,7 +29,7 @@ from swarmstream.keys import Keys
 
 SPEC = "research"
 REQUIRED = {"task_id", "spec", "shard", "worker", "status", "content", "sources", "attempt"}
-REQUIRED |= {"duration_ms"}
+REQUIRED |= {"duration_ms", "created", "started", "finished"}
 _ISOLATE = ("SWARMSTREAM_REDIS_URL", "SWARMSTREAM_URL", "SWARMSTREAM_NAMESPACE", "SWARMSTREAM_HOME")
 
 
@@ -129,8 +129,12 @@ def test_submit_prints_the_id_and_findings_filters(
     assert [row["task_id"] for row in only] == [ids[0]]
     sharded = json_lines(cli(settings, "findings", "--shard", "alpha", "--json").stdout)
     assert [(row["task_id"], row["shard"]) for row in sharded] == [(ids[1], "alpha")]
-    newest = json_lines(cli(settings, "findings", "--json", "--limit", "1").stdout)
-    assert [row["task_id"] for row in newest] == [ids[1]]
+    newest = cli(settings, "findings", "--json", "--limit", "1")
+    assert [row["task_id"] for row in json_lines(newest.stdout)] == [ids[1]]
+    assert "showing the newest 1; --limit 0 shows all" in newest.stderr  # cut: said so
+    whole = cli(settings, "findings", "--json", "--limit", "2")
+    assert len(json_lines(whole.stdout)) == 2 and "showing" not in whole.stderr  # not cut
+    assert all(r["created"] <= r["started"] <= r["finished"] for r in json_lines(whole.stdout))
 
     table = cli(settings, "findings", SPEC)
     assert table.returncode == 0 and ids[0] in table.stdout and "second" in table.stdout

@@ -37,7 +37,13 @@ def findings(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     limit: Annotated[
-        int, typer.Option("--limit", metavar="N", help="Show the newest N; 0 shows all.")
+        int,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            help="Show the newest N; 0 shows all. When findings are left out, stderr "
+            "says so (also with --json).",
+        ),
     ] = 100,
 ) -> None:
     """List findings, oldest first, or stream new ones with --follow.
@@ -56,12 +62,17 @@ def findings(
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --follow ends
                 run(_follow(settings, spec, shard, task, as_json))
             return
-        found = run(_stored(settings, spec, shard, task, limit))
+        found = run(_stored(settings, spec, shard, task, limit + 1 if limit else 0))
+        cut = bool(limit) and len(found) > limit
+        if cut:
+            found = found[-limit:]
+        more = f"the newest {limit}; --limit 0 shows all" if cut else None
         if as_json:
             for f in found:
                 emit_json(finding_to_json(f))
+            if more:
+                typer.echo(f"showing {more}", err=True)
         elif found:
-            more = f"the newest {limit}; --limit 0 shows all" if len(found) == limit else None
             out = console()
             out.print(finding_table(found, out.width, caption=more))
         else:
