@@ -359,6 +359,35 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
     }
 
 
+def dead_task(letter: DeadLetter) -> Task | None:
+    """The dead-lettered task, if its original entry decodes as one."""
+    try:
+        fields = {k.encode(): v for k, v in letter.fields.items()}
+        return decode_task(letter.spec, fields)[0]
+    except MalformedEntry:
+        return None
+
+
+def dead_to_json(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as a JSON-ready dict, with the task it carried when its original
+    entry decodes (the shape of ``dead list --json`` and the MCP ``dead_letters`` tool)."""
+    task = dead_task(letter)
+    return {
+        "entry_id": letter.entry_id,
+        "spec": letter.spec,
+        "task_id": letter.task_id,
+        "reason": letter.reason,
+        "error": letter.error,
+        "attempts": letter.attempts,
+        "worker": letter.worker,
+        "ts": letter.ts,
+        "origin_id": letter.origin_id,
+        "text": task.text if task else None,
+        "data": task.data if task else None,
+        "shard": task.shard if task else None,
+    }
+
+
 def dead_fields(
     *,
     reason: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,9 @@ from swarmstream.cli.base import globals_of, guarded
 from swarmstream.cli.common import connected, emit_json, quiet_pipe, run
 from swarmstream.cli.render import console, dead_table
 from swarmstream.client import Swarm
-from swarmstream.errors import ConfigError, MalformedEntry, TaskNotFound
+from swarmstream.errors import ConfigError, TaskNotFound
 from swarmstream.keys import validate_name
-from swarmstream.models import DeadLetter, Task
+from swarmstream.models import DeadLetter
 
 SHOWN = 100
 
@@ -25,33 +25,6 @@ dead_app = typer.Typer(
 )
 
 Spec = Annotated[str, typer.Argument(help="Specialization whose dead letters to manage.")]
-
-
-def _task(letter: DeadLetter) -> Task | None:
-    """The dead-lettered task, if its original entry decodes as one."""
-    try:
-        fields = {k.encode(): v for k, v in letter.fields.items()}
-        return codec.decode_task(letter.spec, fields)[0]
-    except MalformedEntry:
-        return None
-
-
-def _to_json(letter: DeadLetter) -> dict[str, Any]:
-    task = _task(letter)
-    return {
-        "entry_id": letter.entry_id,
-        "spec": letter.spec,
-        "task_id": letter.task_id,
-        "reason": letter.reason,
-        "error": letter.error,
-        "attempts": letter.attempts,
-        "worker": letter.worker,
-        "ts": letter.ts,
-        "origin_id": letter.origin_id,
-        "text": task.text if task else None,
-        "data": task.data if task else None,
-        "shard": task.shard if task else None,
-    }
 
 
 def dead_list(
@@ -74,9 +47,9 @@ def dead_list(
     with quiet_pipe():
         if as_json:
             for letter in letters:
-                emit_json(_to_json(letter))
+                emit_json(codec.dead_to_json(letter))
         elif letters:
-            texts = [t.text if (t := _task(x)) else None for x in letters]
+            texts = [t.text if (t := codec.dead_task(x)) else None for x in letters]
             caption = f"{len(letters)} of {total} dead letters of {spec}"
             console().print(dead_table(letters, texts, caption))
         else:

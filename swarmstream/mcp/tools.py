@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from swarmstream.client import Swarm
-from swarmstream.codec import finding_to_json
+from swarmstream.codec import dead_to_json, finding_to_json
 from swarmstream.errors import ConfigError, SwarmstreamError, TaskNotFound
 from swarmstream.keys import validate_name
 from swarmstream.mcp import views
@@ -387,7 +387,7 @@ class SwarmTools:
         validate_name("spec", spec)
         letters = await self.swarm.dead(spec, limit)
         total = await self.swarm.results.dead_count(spec)
-        shown = [views.dead_letter(x) for x in letters]
+        shown = [dead_to_json(x) for x in letters]
         return {"spec": spec, "total": total, "dead_letters": shown}
 
     # -- working --------------------------------------------------------------

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarmstream import codec
-from swarmstream.errors import MalformedEntry
 from swarmstream.mcp.ledger import Held
-from swarmstream.models import DeadLetter, Task
+from swarmstream.models import Task
 from swarmstream.shard.scatter import Answer
 
 
@@ -29,30 +27,6 @@ def claimed(held: Held, now: float) -> dict[str, Any]:
         "attempt": task.attempt,
         "max_attempts": task.max_attempts,
         "lease": held.to_json(now),
-    }
-
-
-def dead_letter(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter, with the task it carried when its original entry decodes."""
-    task: Task | None
-    try:
-        fields = {k.encode(): v for k, v in letter.fields.items()}
-        task = codec.decode_task(letter.spec, fields)[0]
-    except MalformedEntry:
-        task = None
-    return {
-        "entry_id": letter.entry_id,
-        "spec": letter.spec,
-        "task_id": letter.task_id,
-        "reason": letter.reason,
-        "error": letter.error,
-        "attempts": letter.attempts,
-        "worker": letter.worker,
-        "ts": letter.ts,
-        "origin_id": letter.origin_id,
-        "text": task.text if task else None,
-        "data": task.data if task else None,
-        "shard": task.shard if task else None,
     }
 
 

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TypeVar
 
 from swarmstream import codec
-from swarmstream.models import Finding, Status, Task
+from swarmstream.models import Status, Task
 from swarmstream.settings import WorkerSettings
 from swarmstream.transport.streams import Entry, Streams
-from swarmstream.worker.execution import backoff, retrying
+from swarmstream.worker.execution import backoff, final_finding, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,22 +60,7 @@ class Writes:
     ) -> bool:
         """Dead-letter an entry with the task's final finding when its id is known
         (as ``Execution.bury`` does); False if the lease was lost."""
-        now = time.time()
-        finding = None
-        if task is not None:
-            finding = Finding(
-                task_id=task.id,
-                spec=entry.spec,
-                status=status,
-                shard=task.shard,
-                pass_no=task.pass_no,
-                worker=self.name,
-                attempt=entry.deliveries,
-                started=started or now,
-                finished=now,
-                error=codec.safe_text(f"{reason}: {error}" if error else reason),
-                created=task.created,
-            )
+        finding = final_finding(entry, task, status, reason, error, self.name, started)
         why = f"{reason} ({error})" if error else reason
         log.warning("dead-lettering %s/%s: %s", entry.spec, entry.entry_id, why)
         why, err = codec.safe_text(reason), codec.safe_text(error) if error else None

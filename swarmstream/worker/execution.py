@@ -63,6 +63,35 @@ NOT_A_TASK = Outcome(counted=False)
 RETRYING = Outcome(retrying=True)
 
 
+def final_finding(
+    entry: Entry,
+    task: Task | None,
+    status: Status,
+    reason: str,
+    error: str | None,
+    worker: str,
+    started: float | None = None,
+) -> Finding | None:
+    """The finding that goes with a dead letter (None when the task id is unknown)."""
+    if task is None:
+        return None
+    now = time.time()
+    return Finding(
+        task_id=task.id,
+        spec=entry.spec,
+        status=status,
+        content="",
+        shard=task.shard,
+        pass_no=task.pass_no,
+        worker=worker,
+        attempt=entry.deliveries,
+        started=started or now,
+        finished=now,
+        error=codec.safe_text(f"{reason}: {error}" if error else reason),
+        created=task.created,
+    )
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message`` of an exception, safe to write anywhere (a broken
     ``__str__`` or a lone surrogate in the message cannot break it)."""
@@ -232,23 +261,7 @@ class Execution:
         started: float | None = None,
     ) -> None:
         """Dead-letter an entry, with the task's final finding when its id is known."""
-        now = time.time()
-        finding = None
-        if task is not None:
-            finding = Finding(
-                task_id=task.id,
-                spec=entry.spec,
-                status=status,
-                content="",
-                shard=task.shard,
-                pass_no=task.pass_no,
-                worker=self.worker,
-                attempt=entry.deliveries,
-                started=started or now,
-                finished=now,
-                error=codec.safe_text(f"{reason}: {error}" if error else reason),
-                created=task.created,
-            )
+        finding = final_finding(entry, task, status, reason, error, self.worker, started)
         why = f"{reason} ({error})" if error else reason
         log.warning("dead-lettering %s/%s: %s", entry.spec, entry.entry_id, why)
         why, err = codec.safe_text(reason), codec.safe_text(error) if error else None
