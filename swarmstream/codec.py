@@ -333,7 +333,22 @@ def decode_finding(entry_id: str, fields: dict[bytes, bytes]) -> Finding:
         error=body.get("error"),
         entry_id=entry_id,
         created=float(body.get("created") or 0.0),
+        attempts=_attempts(fields.get(b"attempts")),
     )
+
+
+def _attempts(raw: bytes | None) -> tuple[dict[str, Any], ...]:
+    """A finding entry's ``attempts`` field (a JSON array of objects), decoded; what
+    does not parse is left out."""
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(a for a in value if isinstance(a, dict))
 
 
 def finding_to_json(finding: Finding) -> dict[str, Any]:
@@ -356,7 +371,40 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
         "duration_ms": round(finding.duration_ms, 3),
         "error": finding.error,
         "entry_id": finding.entry_id,
+        "retried": finding.attempt > 1,
+        "history": attempt_history(finding),
     }
+
+
+#: the error of an attempt that left no record
+NO_RECORD = "no record: its worker was killed, stopped or lost its lease before reporting"
+
+
+def attempt_history(finding: Finding) -> list[dict[str, Any]]:
+    """Every attempt of a finding's task, oldest first: the recorded ones (failed and
+    retried), one per attempt that left no record (its worker died), and the last,
+    which the finding itself describes."""
+    known: dict[int, dict[str, Any]] = {}
+    for record in finding.attempts:
+        number = record.get("attempt")
+        if isinstance(number, int) and not isinstance(number, bool):
+            known.setdefault(number, record)
+    out = [
+        known.get(n) or {"attempt": n, "outcome": "unknown", "error": NO_RECORD}
+        for n in range(1, finding.attempt)
+    ]
+    out.append(
+        {
+            "attempt": finding.attempt,
+            "worker": finding.worker,
+            "started": finding.started,
+            "finished": finding.finished,
+            "outcome": finding.status.value,
+            "error": finding.error,
+            "usage": finding.usage,
+        }
+    )
+    return out
 
 
 def dead_task(letter: DeadLetter) -> Task | None:

@@ -12,7 +12,14 @@ Per specialization (hash tag ``{S}``)::
     NS:spec:{S}:dead           stream   dead letters (MAXLEN ~ trimmed)
     NS:spec:{S}:done:<task>    string   id of the task's finding entry (TTL)
     NS:spec:{S}:err:<task>     string   last error of a failed attempt (TTL)
-    NS:spec:{S}:stats          hash     counters: ok, failed, dead, retried, buried
+    NS:spec:{S}:stats          hash     counters: ok, failed, dead, retried, buried,
+                                        redelivered (entries taken over by XAUTOCLAIM)
+    NS:spec:{S}:usage          hash     usage totals: the spec's, per model, per shard
+                                        (fields: swarmstream.accounting)
+    NS:spec:{S}:usage:workers  hash     usage totals per worker ("<worker>:<measure>")
+    NS:spec:{S}:budget         hash     the spec's budget: usd, tokens (absent: none)
+    NS:spec:{S}:hist:<task>    hash     attempt number -> JSON record of an attempt that
+                                        did not end the task (TTL); moved into the finding
     NS:spec:{S}:leases         zset     entry id -> first delivery (ms), for entries held
                                         past a lease renewal, retried or released
     NS:spec:{S}:rel:<entry>    string   times a started entry was released (TTL)
@@ -43,6 +50,10 @@ Registries (one key each, no hash tag)::
     NS:workers                 zset     worker name -> last heartbeat (unix s)
     NS:worker:<name>           hash     worker state, expires with heartbeat TTL
     NS:shards                  zset     shard id -> last heartbeat (unix s)
+    NS:budget                  hash     the namespace's budget (usd, tokens) and the last
+                                        tally of its spending (spent_usd, spent_tokens, at)
+    NS:budget:tally            string   lock: the worker that tallies the namespace's
+                                        spending this interval (PX)
     NS:protocol                hash     protocol version, script SHA1s and the settings
                                         every worker must share (first writer wins)
 
@@ -110,6 +121,21 @@ class SpecKeys:
     @property
     def leases(self) -> str:
         return f"{self._base}:leases"
+
+    @property
+    def usage(self) -> str:
+        return f"{self._base}:usage"
+
+    @property
+    def usage_workers(self) -> str:
+        return f"{self._base}:usage:workers"
+
+    @property
+    def budget(self) -> str:
+        return f"{self._base}:budget"
+
+    def history(self, task_id: str) -> str:
+        return f"{self._base}:hist:{task_id}"
 
     def released(self, entry_id: str) -> str:
         return f"{self._base}:rel:{entry_id}"
@@ -216,6 +242,14 @@ class Keys:
     @property
     def specs(self) -> str:
         return f"{self.namespace}:specs"
+
+    @property
+    def budget(self) -> str:
+        return f"{self.namespace}:budget"
+
+    @property
+    def budget_tally(self) -> str:
+        return f"{self.namespace}:budget:tally"
 
     @property
     def protocol(self) -> str:

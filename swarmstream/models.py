@@ -32,6 +32,7 @@ class WorkerState(enum.StrEnum):
     STARTING = "starting"
     IDLE = "idle"
     BUSY = "busy"
+    PAUSED = "paused"  # every spec it serves is paused by its budget; nothing in flight
     DRAINING = "draining"
     STOPPED = "stopped"
 
@@ -91,6 +92,9 @@ class Finding:
     error: str | None = None
     entry_id: str | None = None
     created: float = 0.0  # when the task was created: finished - created is end to end
+    #: the attempts before this one that did not end the task (oldest first): each
+    #: a JSON object with attempt, worker, started, finished, error, usage, outcome
+    attempts: tuple[dict[str, Any], ...] = ()
 
     @property
     def duration_ms(self) -> float:

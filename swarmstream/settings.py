@@ -5,6 +5,7 @@ environment, flags). Nothing here is read at import time."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -129,6 +130,13 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     retention: Retention = field(default_factory=Retention)
+    #: USD per million tokens, per model: ``[prices."<model>"]`` with input, output,
+    #: cache_read, cache_write (swarmstream.usage.PriceTable); fills in the cost of
+    #: usage reported without one. Spawned workers get it as SWARMSTREAM_PRICES (JSON).
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    #: ``[budgets.<spec>]`` and ``[budgets."*"]`` (the namespace): what
+    #: ``swarmstream budget apply`` writes to Redis
+    budgets: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -144,11 +152,19 @@ class Settings:
         """
         env = os.environ if env is None else env
         flat: dict[str, Any] = {}
+        tables: dict[str, Any] = {}
         if config is not None:
-            flat.update(_read_toml(Path(config)))
+            data = _read_toml(Path(config))
+            flat.update(data.pop("", {}))
+            tables.update(data)
         flat.update(_from_env(env))
+        if raw := env.get("SWARMSTREAM_PRICES"):
+            try:
+                tables["prices"] = json.loads(raw)
+            except ValueError:
+                raise ConfigError("SWARMSTREAM_PRICES is not valid JSON") from None
         flat.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_flat(flat)
+        return replace(cls.from_flat(flat), **_tables(tables))
 
     @classmethod
     def from_flat(cls, flat: Mapping[str, Any]) -> Settings:
@@ -185,6 +201,8 @@ class Settings:
         redacted: what ``swarmstream config`` and ``worker --show-settings`` print."""
         out = {name: dataclasses.asdict(section) for name, section in self._sections()}
         out["redis"]["url"] = self.redis.redacted_url
+        out["prices"] = dict(self.prices)
+        out["budgets"] = dict(self.budgets)
         return out
 
     def to_env(self) -> dict[str, str]:
@@ -198,6 +216,8 @@ class Settings:
                 value = getattr(section, f.name)
                 if value is not None:
                     out[_env_name(f.name)] = str(value)
+        if self.prices:
+            out["SWARMSTREAM_PRICES"] = json.dumps(self.prices)
         return out
 
     def _sections(self) -> tuple[tuple[str, Any], ...]:
@@ -206,7 +226,29 @@ class Settings:
 
 def env_names() -> frozenset[str]:
     """Every environment variable ``Settings.load`` reads."""
-    return frozenset({*(f"SWARMSTREAM_{n.upper()}" for n in _FIELD_KINDS), _env_name("url")})
+    names = (f"SWARMSTREAM_{n.upper()}" for n in _FIELD_KINDS)
+    return frozenset({*names, _env_name("url"), "SWARMSTREAM_PRICES"})
+
+
+def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``prices`` and ``budgets`` tables, checked (a one-line ConfigError)."""
+    from swarmstream.accounting import Budget
+    from swarmstream.usage import PriceTable
+
+    out: dict[str, Any] = {}
+    if "prices" in tables:
+        PriceTable.from_mapping(tables["prices"])  # raises ConfigError when invalid
+        out["prices"] = dict(tables["prices"])
+    if "budgets" in tables:
+        budgets = tables["budgets"]
+        if not isinstance(budgets, Mapping):
+            raise ConfigError("[budgets] must be a table of [budgets.<spec>] tables")
+        for name, value in budgets.items():
+            if name != "*":
+                validate_name("spec", name)
+            Budget.from_config(f"[budgets.{name}]", value)
+        out["budgets"] = dict(budgets)
+    return out
 
 
 def _env_name(name: str) -> str:
@@ -227,7 +269,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigError(f"config file {path}: [{section}] must be a table")
         flat.update(table)
-    return flat
+    out: dict[str, Any] = {"": flat}
+    for section in ("prices", "budgets"):
+        if section in data:
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"config file {path}: [{section}] must be a table")
+            out[section] = data[section]
+    return out
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from swarmstream import EphemeralWorker, Settings, Status, Swarm
 from swarmstream.keys import GROUP, Keys
 from swarmstream.monitor.snapshot import collect
 from swarmstream.transport.streams import Entry
+from swarmstream.worker.hooks import Hooks
 from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger
 
@@ -219,8 +220,9 @@ async def test_renewal_after_own_completion_is_not_a_lost_lease(
     assert owned is not None
     owned.writing = True  # its finding is being written...
     raw.xack(keys.tasks, GROUP, entry.entry_id)  # ...and the write has acked it
-    counts: dict[str, int] = {"lost": 0}
-    leases = Leases(swarm.streams, ledger, "me", [SPEC], settings.worker, counts, lambda e: None)
+    hooks = Hooks()
+    counts = hooks.counts
+    leases = Leases(swarm.streams, ledger, "me", [SPEC], settings.worker, hooks, lambda e: None)
     with caplog.at_level(logging.INFO):
         await leases.renew()
     assert counts["lost"] == 0

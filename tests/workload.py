@@ -80,3 +80,18 @@ def scripted(task: Task) -> object:
     if action == "return":
         return data.get("value")
     return task.text
+
+
+async def spender(task: Task) -> dict[str, object]:
+    """Spends what task.data says: ``usage`` (returned with the finding), after
+    ``seconds``; with ``fail_until`` N, attempts below N record their usage with
+    ``spend()`` and fail."""
+    from swarmstream import usage
+
+    data = task.data if isinstance(task.data, dict) else {}
+    await asyncio.sleep(data.get("seconds", 0.0))
+    spent = data.get("usage")
+    if task.attempt < data.get("fail_until", 0):
+        usage.spend(spent)
+        raise RuntimeError(f"attempt {task.attempt} fails after spending")
+    return {"content": f"{task.text} done", "usage": spent}

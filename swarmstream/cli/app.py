@@ -18,6 +18,7 @@ from swarmstream.bridge.cli import bridge_app
 from swarmstream.cli import (
     ask_cmd,
     bench_cmd,
+    budget_cmd,
     dead_cmd,
     demo_cmd,
     findings_cmd,
@@ -115,6 +116,7 @@ app.command("submit")(guarded(submit_cmd.submit))
 app.command("findings")(guarded(findings_cmd.findings))
 app.command("mcp")(guarded(mcp_command))
 app.add_typer(dead_cmd.dead_app, name="dead")
+app.add_typer(budget_cmd.budget_app, name="budget")
 app.add_typer(bridge_app, name="bridge")
 app.command("config")(guarded(config_cmd))
 app.command("protocol")(guarded(protocol_cmd.protocol))

@@ -15,7 +15,7 @@ from swarmstream.cli.render import console, dead_table
 from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError, TaskNotFound
 from swarmstream.keys import validate_name
-from swarmstream.models import DeadLetter
+from swarmstream.models import DeadLetter, Finding
 
 SHOWN = 100
 
@@ -34,20 +34,31 @@ def dead_list(
 ) -> None:
     """List SPEC's newest dead letters (up to 100), oldest first.
 
+    With --json, each has its task's "history" when the task id is known: every
+    attempt, with its worker, start, end, error and usage.
+
     Example: swarmstream dead list research --json | jq -r .entry_id
     """
     validate_name("spec", spec)
     settings = globals_of(ctx).settings()
 
-    async def main() -> tuple[list[DeadLetter], int]:
+    async def main() -> tuple[list[DeadLetter], int, dict[str, Finding]]:
         async with connected(settings) as swarm:
-            return await swarm.dead(spec, SHOWN), await swarm.results.dead_count(spec)
+            letters = await swarm.dead(spec, SHOWN)
+            findings: dict[str, Finding] = {}
+            if as_json:
+                for task_id in {x.task_id for x in letters if x.task_id}:
+                    if (found := await swarm.finding(spec, task_id)) is not None:
+                        findings[task_id] = found
+            return letters, await swarm.results.dead_count(spec), findings
 
-    letters, total = run(main())
+    letters, total, findings = run(main())
     with quiet_pipe():
         if as_json:
             for letter in letters:
-                emit_json(codec.dead_to_json(letter))
+                final = findings.get(letter.task_id or "")
+                history = codec.attempt_history(final) if final else None
+                emit_json({**codec.dead_to_json(letter), "history": history})
         elif letters:
             texts = [t.text if (t := codec.dead_task(x)) else None for x in letters]
             caption = f"{len(letters)} of {total} dead letters of {spec}"

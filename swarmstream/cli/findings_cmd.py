@@ -12,7 +12,7 @@ from rich.console import Console
 
 from swarmstream.cli.base import globals_of
 from swarmstream.cli.common import connected, emit_json, quiet_pipe, run
-from swarmstream.cli.render import console, finding_line, finding_table
+from swarmstream.cli.render import console, finding_line, finding_table, history_table
 from swarmstream.codec import finding_to_json
 from swarmstream.errors import ConfigError, SwarmstreamError, TaskNotFound
 from swarmstream.keys import validate_name
@@ -48,7 +48,11 @@ def findings(
 ) -> None:
     """List findings, oldest first, or stream new ones with --follow.
 
-    Example: swarmstream findings research --shard alpha --json | jq -r .content
+    Each finding carries its usage (model, tokens, cost) and, with --json, its
+    "history": every attempt (worker, start, end, error, usage), so a task that
+    succeeded after retries or died says why. --task ID prints that history.
+
+    Example: swarmstream findings research --task ID --json | jq .history
     """
     if spec is not None:
         validate_name("spec", spec)
@@ -75,6 +79,8 @@ def findings(
         elif found:
             out = console()
             out.print(finding_table(found, out.width, caption=more))
+            if task is not None:
+                out.print(history_table(found[0]))
         else:
             typer.echo("no findings", err=True)
 

@@ -31,8 +31,7 @@ def protocol(
         typer.Option(
             "--scripts",
             metavar="DIR",
-            help="Also write the Lua scripts (name.lua) to DIR, for a worker in "
-            "another language.",
+            help="Also write the Lua scripts (name.lua) to DIR, for a worker in another language.",
             file_okay=False,
         ),
     ] = None,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from swarmstream.codec import attempt_history
 from swarmstream.models import DeadLetter, Finding
+
+#: the token counts of a usage object (swarmstream.usage.Usage.to_dict)
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 STATUS_STYLE = {"ok": "bold green", "failed": "bold red", "dead": "bold magenta"}
 
@@ -101,3 +106,41 @@ def dead_table(letters: Sequence[DeadLetter], texts: Sequence[str | None], capti
             Text(first_line(letter.error or text)),
         )
     return table
+
+
+def _spent(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return "-"
+    tokens = sum(int(usage.get(k) or 0) for k in TOKEN_KEYS)
+    cost = usage.get("cost_usd")
+    text = f"{tokens:,} tok" if tokens else ""
+    if cost is not None:
+        text += f" ${cost:.4f}" + ("*" if usage.get("cost_source") == "computed" else "")
+    return text.strip() or "-"
+
+
+def history_table(finding: Finding) -> Table:
+    """Every attempt of a finding's task: who ran it, when, how it ended, what it
+    spent (* = cost computed from the price table)."""
+    history = attempt_history(finding)
+    retried = len(history) > 1
+    title = f"task {finding.task_id}: {finding.status.value}"
+    if retried:
+        title += f" after {len(history)} attempts"
+    t = Table(title=title, title_justify="left", box=None)
+    for name in ("#", "worker", "started", "took", "outcome", "spent", "error"):
+        t.add_column(name, justify="right" if name in ("#", "took") else "left")
+    for h in history:
+        started, finished = h.get("started"), h.get("finished")
+        took = f"{finished - started:.2f}s" if started and finished else "-"
+        outcome = str(h.get("outcome", "?"))
+        t.add_row(
+            str(h.get("attempt")),
+            str(h.get("worker") or "-"),
+            when(float(started)) if started else "-",
+            took,
+            Text(outcome, style=STATUS_STYLE.get(outcome, "yellow")),
+            _spent(h.get("usage")),
+            first_line(h.get("error"), 60) or "-",
+        )
+    return t

@@ -69,7 +69,13 @@ def _report(summary: WorkflowSummary) -> None:
     )
     for p in summary.passes:
         note = f", missing: {', '.join(p.missing)}" if p.missing else ""
-        typer.echo(f"  pass {p.number} {p.name}: {p.ok}/{p.tasks} ok, {p.seconds:.1f}s{note}")
+        spent = ""
+        if p.tokens or p.cost_usd:
+            floor = ">=" if p.unpriced else ""
+            spent = f", {p.tokens:,} tokens, {floor}${p.cost_usd:.4f}"
+        typer.echo(
+            f"  pass {p.number} {p.name}: {p.ok}/{p.tasks} ok, {p.seconds:.1f}s{spent}{note}"
+        )
     if summary.knowledge is not None:
         typer.echo(f"\nknowledge (pass {summary.knowledge.pass_no}):")
         typer.echo(summary.knowledge.summary or "(empty)")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from swarmstream.cli.base import globals_of
 from swarmstream.client import Swarm
 from swarmstream.monitor.live import run_monitor
-from swarmstream.monitor.render import render
+from swarmstream.monitor.render import fmt_usd, render
 from swarmstream.monitor.snapshot import Snapshot, collect
 
 
@@ -21,30 +22,67 @@ async def _snapshot(swarm: Swarm) -> Snapshot:
     return await collect(reader)
 
 
+def _usage_table(usage_by: dict[str, Any]) -> Table | None:
+    """Spending by model, shard and worker (the ten costliest of each)."""
+    rows = [
+        (kind[:-1], name, t)
+        for kind in ("models", "shards", "workers")
+        for name, t in sorted(usage_by[kind].items(), key=lambda item: -item[1]["cost_usd"])[:10]
+    ]
+    if not rows:
+        return None
+    table = Table(title="spending", title_justify="left", box=None)
+    for col in ("by", "name", "input", "output", "cache", "cost", "attempts"):
+        table.add_column(col, justify="left" if col in ("by", "name") else "right")
+    for kind, name, t in rows:
+        cache = t["cache_read_tokens"] + t["cache_write_tokens"]
+        table.add_row(
+            kind,
+            name,
+            f"{t['input_tokens']:,}",
+            f"{t['output_tokens']:,}",
+            f"{cache:,}",
+            fmt_usd(t["cost_usd"], t["unpriced"]),
+            str(t["attempts"]),
+        )
+    return table
+
+
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """A one-shot snapshot of specs, workers and shards.
+    """A one-shot snapshot of specs, workers and shards, and what they spent.
 
     In the JSON, "lag" (also given as "backlog") counts entries no worker has
-    been given yet; rates are null (one snapshot has no interval).
+    been given yet; "delivered" counts deliveries (first ones plus redeliveries to
+    another worker); rates are null (one snapshot has no interval). "usage" holds
+    tokens and cost (per spec, with its models and shards; "usage_by" adds them
+    up by model, shard and worker); "budget" and "paused_by" say whether a budget
+    stops a spec's work (swarmstream budget --help).
 
-    Example: swarmstream status --json | jq '.specs[] | {name, pending, lag}'
+    Example: swarmstream status --json | jq '.specs[] | {name, pending, lag, cost: .usage.cost_usd}'
     """
     settings = globals_of(ctx).settings()
 
-    async def main() -> Snapshot:
+    async def main() -> tuple[Snapshot, dict[str, Any]]:
         async with Swarm(settings) as swarm:
-            return await _snapshot(swarm)
+            snap = await _snapshot(swarm)
+            workers = {}
+            if snap.usage.attempts:
+                names = [s.name for s in snap.specs]
+                workers = await swarm.transport.stats.worker_usage(names)
+            return snap, snap.usage_by(workers)
 
-    snap = asyncio.run(main())
+    snap, usage_by = asyncio.run(main())
     if as_json:
-        typer.echo(json.dumps(snap.to_json()))
+        typer.echo(json.dumps({**snap.to_json(), "usage_by": usage_by}))
     else:
         console = Console()
         source = f"{settings.redis.namespace} @ {settings.redis.redacted_url}"
         console.print(render(snap, width=console.width, source=source))
+        if (table := _usage_table(usage_by)) is not None:
+            console.print(table)
 
 
 def monitor(

@@ -4,12 +4,15 @@ A handler is any callable ``fn(task)`` or ``fn(task, context)``, sync or async,
 that returns the content of a finding: a ``str``, a ``Result``, or a dict with
 ``content`` and optionally ``sources``, ``usage`` and ``data``. Raising means the
 attempt failed. Sync callables run in a thread pool so they never block the
-worker's Redis traffic.
+worker's Redis traffic; they run in a copy of the caller's context, so
+``swarmstream.usage.spend()`` reaches the caller's meter from the thread too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from swarmstream.errors import HandlerError
 from swarmstream.models import Result, Task
+from swarmstream.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,12 @@ class Handler(Protocol):
 
 
 def to_result(value: Any) -> Result:
-    """Coerce what a callable returned into a Result, or raise HandlerError."""
+    """Coerce what a callable returned into a Result, or raise HandlerError. A
+    ``usage`` given as a ``swarmstream.usage.Usage`` becomes its ``to_dict()``; a
+    usage dict is kept as it is."""
     if isinstance(value, Result):
+        if isinstance(value.usage, Usage):  # typed dict, but a Usage is easy to pass
+            return dataclasses.replace(value, usage=value.usage.to_dict() or None)
         return value
     if isinstance(value, str):
         return Result(content=value)
@@ -50,6 +58,8 @@ def to_result(value: Any) -> Result:
         content = value.get("content", "")
         sources = value.get("sources") or ()
         usage = value.get("usage")
+        if isinstance(usage, Usage):
+            usage = usage.to_dict() or None
         if not isinstance(content, str):
             content = str(content)
         if isinstance(sources, str) or not all(isinstance(s, str) for s in sources):
@@ -95,7 +105,8 @@ class CallableHandler:
             value = await self.fn(*args)
         else:
             loop = asyncio.get_running_loop()
-            value = await loop.run_in_executor(self._pool, lambda: self.fn(*args))
+            run = contextvars.copy_context().run  # the caller's meter, in the thread too
+            value = await loop.run_in_executor(self._pool, run, self.fn, *args)
             if inspect.isawaitable(value):
                 value = await value
         return to_result(value)

@@ -4,9 +4,18 @@ script) becomes a worker.
 The command runs as an argv list, never through a shell, in its own process group.
 The task's text goes on its stdin; what it prints on stdout is the finding. A JSON
 object with ``content``, ``sources`` or ``usage`` (and optionally ``data``) on stdout
-is a structured finding. A non-zero exit fails the attempt, with the tail of stderr
-as the error. When the task times out (or the worker stops), the whole process group
-is terminated, then killed, and the command's pid is reaped.
+is a structured finding. The JSON printed by ``claude -p --output-format json`` (or
+``stream-json``), ``gemini --output-format json`` (or ``stream-json``) and ``codex exec
+--json`` is recognized too: the agent's answer is the content and its usage (model,
+tokens, cost, session, turns) goes into ``Result.usage`` in the canonical shape of
+``swarmstream.usage.Usage.to_dict()``.
+
+A non-zero exit fails the attempt, with the tail of stderr as the error; so does an
+error the agent reports in its JSON (Claude's ``is_error``, Gemini's ``error``,
+Codex's ``turn.failed``). When the task times out (or the worker stops), the whole
+process group is terminated, then killed, and the command's pid is reaped. A failed
+attempt ``spend()``s the usage the agent reported (on a timeout: in the complete
+lines printed so far), for the caller's ``swarmstream.usage.metering()``.
 
 The environment is the worker's plus ``SWARMSTREAM_TASK_ID``, ``SWARMSTREAM_SPEC``,
 ``SWARMSTREAM_SHARD``, ``SWARMSTREAM_ATTEMPT``, ``SWARMSTREAM_PASS`` and
@@ -20,7 +29,6 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import os
 import re
@@ -37,11 +45,10 @@ from typing import Any
 from swarmstream.errors import ConfigError, HandlerError, HandlerNotFound
 from swarmstream.handlers.base import ContextLike, to_result
 from swarmstream.models import Result, Task
+from swarmstream.usage import AgentOutput, parse_agent_output, spend, usage_so_far
 
 log = logging.getLogger(__name__)
 
-#: Keys of a JSON object on stdout that make it a structured finding.
-STRUCTURED_KEYS = ("content", "sources", "usage")
 #: Most stdout kept per run; past it the command is killed and the attempt fails.
 DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
 #: Characters of stderr kept in the error of a failed attempt.
@@ -109,30 +116,48 @@ _TASK_VARIABLES = frozenset(
 
 
 def parse_output(text: str) -> Result:
-    """A finding from a command's stdout: a structured one if it is a JSON object with
-    ``content``, ``sources`` or ``usage`` (a ``result`` string stands in for a missing
-    ``content``, as ``claude -p --output-format json`` prints); else the whole text
-    is the content."""
-    stripped = text.strip()
-    if stripped.startswith("{") and stripped.endswith("}"):
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            value = None
-        if (
-            isinstance(value, dict)
-            and "content" not in value
-            and isinstance(value.get("result"), str)
-        ):
-            # `claude -p --output-format json` prints {"result": ..., "usage": ...}
-            value = {**value, "content": value["result"]}
-        if isinstance(value, dict) and any(k in value for k in STRUCTURED_KEYS):
-            sources = value.get("sources")
-            if sources is not None and not isinstance(sources, list):
-                raise HandlerError("'sources' must be a list of strings")
-            fields = {k: value[k] for k in (*STRUCTURED_KEYS, "data") if k in value}
-            return to_result(fields)
-    return Result(content=text)
+    """A finding from a command's stdout.
+
+    The output of an agent CLI (see ``swarmstream.usage.parse_agent_output``) gives
+    its answer as the content and its usage, normalized, as ``Result.usage``; an error
+    it reports fails the attempt (HandlerError), its usage spent first. A JSON object
+    with ``content``, ``sources`` or ``usage`` is a structured finding (a ``result``
+    string stands in for a missing ``content``); its usage is normalized when
+    recognized, else kept as printed. Anything else: the whole text is the content.
+    """
+    out = parse_agent_output(text)
+    if out is None:
+        return Result(content=text)
+    if out.is_error:
+        spend(out.usage)
+        raise HandlerError(f"{out.agent} reported an error: {out.error}")
+    if out.fields is not None:
+        return _structured(out, out.fields)
+    usage = out.usage.to_dict() if out.usage is not None else None
+    return Result(content=out.content or "", usage=usage, data=out.data)
+
+
+def _structured(out: AgentOutput, fields: Mapping[str, Any]) -> Result:
+    """Our own object, checked like a handler's dict; usage in the canonical shape."""
+    sources = fields.get("sources")
+    if sources is not None and not isinstance(sources, list):
+        raise HandlerError("'sources' must be a list of strings")
+    printed = fields.get("usage")
+    if printed is not None and not isinstance(printed, dict):
+        raise HandlerError("'usage' must be an object")
+    if out.usage is None:  # nothing recognized: the usage object as printed
+        return to_result(dict(fields))
+    return to_result({**fields, "usage": out.usage.to_dict()})
+
+
+def _agent_error(stdout: str) -> str | None:
+    """The error an agent reported in a failed command's stdout, after spending the
+    usage it reported there."""
+    out = parse_agent_output(stdout)
+    if out is None:
+        return None
+    spend(out.usage)
+    return out.error[:500] if out.is_error and out.error else None
 
 
 class _Collector(asyncio.SubprocessProtocol):
@@ -293,15 +318,23 @@ class ExecHandler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(proto.closed), max(1.0, self.kill_grace))
         except BaseException:  # cancelled (timeout, shutdown) or overflow: kill it all
-            await self._terminate(pgid, proto)
+            try:
+                await self._terminate(pgid, proto)
+            finally:
+                # what the agent reported spending before it was cut short
+                with contextlib.suppress(Exception):
+                    spend(usage_so_far(bytes(proto.stdout).decode("utf-8", "replace")))
             raise
         finally:
             transport.close()
             self._groups.discard(pgid)
         code = transport.get_returncode()
+        out = bytes(proto.stdout).decode("utf-8", "replace")
         if code != 0:
-            raise HandlerError(f"{self._status(code)}; stderr: {proto.stderr_tail()}")
-        return bytes(proto.stdout).decode("utf-8", "replace")
+            error = _agent_error(out)
+            status = f"{self._status(code)}: {error}" if error else self._status(code)
+            raise HandlerError(f"{status}; stderr: {proto.stderr_tail()}")
+        return out
 
     def _status(self, code: int | None) -> str:
         if code is not None and code < 0:

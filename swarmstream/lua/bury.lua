@@ -7,20 +7,90 @@
 -- ARGV[5] findings MAXLEN, ARGV[6] dead MAXLEN, ARGV[7] task id ('' = none),
 -- ARGV[8] shard, ARGV[9] status, ARGV[10] finding body, ARGV[11..] dead fields.
 -- Returns 1 buried, -1 lease lost.
+-- Protocol 1.1 (10 KEYS): KEYS[8] the task's history hash, KEYS[9] the spec's usage
+-- hash, KEYS[10] its usage:workers hash; then ARGV[11] is the last attempt's usage
+-- (msgpack, as complete.lua; '' = none) and the dead fields start at ARGV[12]. The
+-- history becomes the final finding's 'attempts' field; the usage is added to the
+-- totals with that finding.
+-- Usage totals (swarmstream.accounting): this block is the same in complete, retry and
+-- bury.lua (each script is loaded on its own; tests/test_accounting.py checks it).
+-- u = {model, input, output, cache_read,
+-- cache_write, cost, cost_computed} (cost '' when unknown): added to tot (the usage
+-- hash: the spec's total, the model's and the shard's) and wtot (per worker).
+local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed'}
+local function tally(tot, wtot, u, shard, worker)
+  local prefixes = {''}
+  if u[1] ~= nil and u[1] ~= '' then prefixes[#prefixes + 1] = 'model:' .. u[1] .. ':' end
+  if shard ~= nil and shard ~= '' then prefixes[#prefixes + 1] = 'shard:' .. shard .. ':' end
+  local function add(name, v)
+    for _, p in ipairs(prefixes) do tot[p .. name] = (tot[p .. name] or 0) + v end
+    wtot[worker .. ':' .. name] = (wtot[worker .. ':' .. name] or 0) + v
+  end
+  local tokens = false
+  for j = 1, 6 do
+    local v = tonumber(u[j + 1])
+    if v ~= nil and v > 0 then
+      if j <= 4 then tokens = true end
+      add(MEASURES[j], v)
+    end
+  end
+  add('attempts', 1)
+  if tokens and tonumber(u[6]) == nil then add('unpriced', 1) end
+end
+local function store(key, tot)
+  for name, v in pairs(tot) do
+    if string.sub(name, -4) == 'cost' or string.sub(name, -13) == 'cost_computed' then
+      redis.call('HINCRBYFLOAT', key, name, string.format('%.17g', v))
+    else
+      redis.call('HINCRBY', key, name, v)
+    end
+  end
+end
+-- The attempt records of a task's history hash (attempt number -> JSON object), as
+-- one JSON array in attempt order.
+local function history(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return nil end
+  local rows = {}
+  for i = 1, #h, 2 do rows[#rows + 1] = {tonumber(h[i]) or 0, h[i + 1]} end
+  table.sort(rows, function(a, b) return a[1] < b[1] end)
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = r[2] end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
 local group, consumer, id = ARGV[1], ARGV[2], ARGV[3]
 local p = redis.call('XPENDING', KEYS[1], group, id, id, 1)
 if not p[1] or p[1][2] ~= consumer then return -1 end
+local v11 = #KEYS >= 10
 local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = (v11 and 12 or 11), #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', unpack(fields))
 if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
-  local fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-    'task_id', ARGV[7], 'shard', ARGV[8], 'status', ARGV[9],
-    'entry', id, 'worker', consumer, 'body', ARGV[10])
+  local past = v11 and history(KEYS[8])
+  local fid
+  if past then
+    fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+      'task_id', ARGV[7], 'shard', ARGV[8], 'status', ARGV[9],
+      'entry', id, 'worker', consumer, 'body', ARGV[10], 'attempts', past)
+  else
+    fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+      'task_id', ARGV[7], 'shard', ARGV[8], 'status', ARGV[9],
+      'entry', id, 'worker', consumer, 'body', ARGV[10])
+  end
   redis.call('SET', KEYS[5], fid, 'EX', ARGV[4])
   redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+  if v11 and ARGV[11] ~= '' then
+    local tot, wtot = {}, {}
+    tally(tot, wtot, cmsgpack.unpack(ARGV[11]), ARGV[8], consumer)
+    store(KEYS[9], tot)
+    store(KEYS[10], wtot)
+  end
 end
-if ARGV[7] ~= '' then redis.call('DEL', KEYS[6]) end
+if ARGV[7] ~= '' then
+  redis.call('DEL', KEYS[6])
+  if v11 then redis.call('DEL', KEYS[8]) end
+end
 redis.call('XACK', KEYS[1], group, id)
 redis.call('ZREM', KEYS[7], id)
 redis.call('HINCRBY', KEYS[4], 'buried', 1)

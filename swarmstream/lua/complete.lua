@@ -4,32 +4,87 @@
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] done TTL (s), ARGV[4] findings MAXLEN, then
 -- the items in one of two forms:
 --  * packed (what swarmstream sends): ARGV[5] is one msgpack array of items
---    {entry id, task id, shard, status, body, has_err}; KEYS has per item its done
---    key, followed by its err key only when has_err is 1;
+--    {entry id, task id, shard, status, body, has_err, usage}; KEYS has per item its
+--    done key, followed by its err key when has_err is 1, or its err and history keys
+--    when has_err is 2 (protocol 1.1). usage (optional) is {model, input, output,
+--    cache_read, cache_write, cost, cost_computed}, cost '' when unknown. After the
+--    items' keys, KEYS may name the spec's usage and usage:workers hashes (1.1):
+--    then each recorded item's usage is added to the totals, in this same step.
 --  * flat (easy from redis-cli or any client): per item 5 values ARGV: entry id,
 --    task id, shard, status, body; KEYS has per item its done key and its err key.
+-- A task's history hash (attempts that did not end it) becomes the finding's
+-- 'attempts' field, a JSON array, and is deleted.
 -- Each finding entry names the task entry it answers and the consumer that wrote
 -- it ('entry', 'worker'), so a call replayed after a lost reply answers 1 again
 -- for what it recorded the first time.
 -- Returns per item: 1 recorded, 0 duplicate (a finding already exists), -1 lease lost.
+-- Usage totals (swarmstream.accounting): this block is the same in complete, retry and
+-- bury.lua (each script is loaded on its own; tests/test_accounting.py checks it).
+-- u = {model, input, output, cache_read,
+-- cache_write, cost, cost_computed} (cost '' when unknown): added to tot (the usage
+-- hash: the spec's total, the model's and the shard's) and wtot (per worker).
+local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed'}
+local function tally(tot, wtot, u, shard, worker)
+  local prefixes = {''}
+  if u[1] ~= nil and u[1] ~= '' then prefixes[#prefixes + 1] = 'model:' .. u[1] .. ':' end
+  if shard ~= nil and shard ~= '' then prefixes[#prefixes + 1] = 'shard:' .. shard .. ':' end
+  local function add(name, v)
+    for _, p in ipairs(prefixes) do tot[p .. name] = (tot[p .. name] or 0) + v end
+    wtot[worker .. ':' .. name] = (wtot[worker .. ':' .. name] or 0) + v
+  end
+  local tokens = false
+  for j = 1, 6 do
+    local v = tonumber(u[j + 1])
+    if v ~= nil and v > 0 then
+      if j <= 4 then tokens = true end
+      add(MEASURES[j], v)
+    end
+  end
+  add('attempts', 1)
+  if tokens and tonumber(u[6]) == nil then add('unpriced', 1) end
+end
+local function store(key, tot)
+  for name, v in pairs(tot) do
+    if string.sub(name, -4) == 'cost' or string.sub(name, -13) == 'cost_computed' then
+      redis.call('HINCRBYFLOAT', key, name, string.format('%.17g', v))
+    else
+      redis.call('HINCRBY', key, name, v)
+    end
+  end
+end
+-- The attempt records of a task's history hash (attempt number -> JSON object), as
+-- one JSON array in attempt order.
+local function history(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return nil end
+  local rows = {}
+  for i = 1, #h, 2 do rows[#rows + 1] = {tonumber(h[i]) or 0, h[i + 1]} end
+  table.sort(rows, function(a, b) return a[1] < b[1] end)
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = r[2] end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
 local tasks, group, consumer, ttl, maxlen = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local items = {}
+local k = 5
 if #ARGV == 5 then
-  local k = 5
   for i, it in ipairs(cmsgpack.unpack(ARGV[5])) do
-    local err = nil
-    if it[6] == 1 then err = KEYS[k + 1] end
-    items[i] = {it[1], it[2], it[3], it[4], it[5], KEYS[k], err}
-    if err then k = k + 2 else k = k + 1 end
+    local err, hist = nil, nil
+    if it[6] == 1 or it[6] == 2 then err = KEYS[k + 1] end
+    if it[6] == 2 then hist = KEYS[k + 2] end
+    items[i] = {it[1], it[2], it[3], it[4], it[5], KEYS[k], err, hist, it[7]}
+    k = k + 1 + (err and 1 or 0) + (hist and 1 or 0)
   end
 else
-  local k = 5
   for a = 5, #ARGV, 5 do
     items[#items + 1] = {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], KEYS[k], KEYS[k + 1]}
     k = k + 2
   end
 end
 if #items == 0 then return {} end
+local usage_key, workers_key = KEYS[k], KEYS[k + 1]
+local tot, wtot = {}, {}
 
 -- Stream ids compare as two decimal numbers; compare them as digit strings so that
 -- no precision is lost in Lua's doubles.
@@ -74,8 +129,8 @@ end
 
 local out, acks, counts = {}, {}, {}
 for i, item in ipairs(items) do
-  local id, task_id, shard, status, body, done, err =
-    item[1], item[2], item[3], item[4], item[5], item[6], item[7]
+  local id, task_id, shard, status, body, done, err, hist, u =
+    item[1], item[2], item[3], item[4], item[5], item[6], item[7], item[8], item[9]
   if not owned(id) then
     -- Acked already (finding exists) or reclaimed by another worker: fenced. A
     -- finding written for this very entry by this very consumer means this call
@@ -101,11 +156,21 @@ for i, item in ipairs(items) do
     -- Add the finding, then claim the done marker with SET NX; if the task had a
     -- finding already (a duplicate), take the new entry back out. Nobody can see
     -- it in between: the script runs atomically. One call fewer than EXISTS first.
-    local fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'task_id', task_id, 'shard', shard, 'status', status,
-      'entry', id, 'worker', consumer, 'body', body)
+    local past = hist and history(hist)
+    local fid
+    if past then
+      fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
+        'task_id', task_id, 'shard', shard, 'status', status,
+        'entry', id, 'worker', consumer, 'body', body, 'attempts', past)
+    else
+      fid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
+        'task_id', task_id, 'shard', shard, 'status', status,
+        'entry', id, 'worker', consumer, 'body', body)
+    end
     if redis.call('SET', done, fid, 'NX', 'EX', ttl) then
       if err then redis.call('DEL', err) end
+      if past then redis.call('DEL', hist) end
+      if workers_key and type(u) == 'table' then tally(tot, wtot, u, shard, consumer) end
       counts[status] = (counts[status] or 0) + 1
       out[i] = 1
     else
@@ -122,4 +187,8 @@ for i = 1, #acks, 1000 do
   if leased then redis.call('ZREM', KEYS[4], unpack(acks, i, j)) end
 end
 for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], status, n) end
+if workers_key then
+  store(usage_key, tot)
+  store(workers_key, wtot)
+end
 return out

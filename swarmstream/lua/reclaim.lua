@@ -3,7 +3,9 @@
 -- A claimed entry's first delivery was at least min-idle ago: that bound goes to
 -- the leases zset (ZADD NX keeps an earlier time recorded by its last holder).
 -- KEYS[1] task stream, KEYS[2] leases zset. ARGV[1] group, ARGV[2] consumer,
--- ARGV[3] min idle ms, ARGV[4] start id, ARGV[5] count.
+-- ARGV[3] min idle ms, ARGV[4] start id, ARGV[5] count. Protocol 1.1: KEYS[3] the
+-- spec's stats hash, whose 'redelivered' counts the entries taken over (each one a
+-- delivery that the group's entries-read does not count).
 -- Returns {next start id, {id, fields, deliveries, ...}, {vanished ids}}: entries
 -- deleted from the stream while pending. Redis 7 drops those from the pending
 -- list itself and lists them in XAUTOCLAIM's third reply; Redis 6.2 returns them
@@ -37,4 +39,5 @@ if holes > 0 then
   end
 end
 for _, id in ipairs(vanished) do redis.call('ZREM', KEYS[2], id) end
+if KEYS[3] and #out > 0 then redis.call('HINCRBY', KEYS[3], 'redelivered', #out / 3) end
 return {r[1], out, vanished}

@@ -5,12 +5,77 @@
 -- KEYS[1] task stream, KEYS[2] err key, KEYS[3] stats, KEYS[4] leases zset.
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] idle ms to set,
 -- ARGV[5] error payload, ARGV[6] error TTL (s). Returns 1, or -1 lease lost.
+-- Protocol 1.1 adds KEYS[5] the task's history hash, KEYS[6] the spec's usage hash,
+-- KEYS[7] its usage:workers hash; ARGV[7] the attempt number, ARGV[8] the attempt's
+-- JSON record, ARGV[9] its usage (msgpack, as complete.lua; '' = none) and ARGV[10]
+-- the task's shard. The record is kept once per attempt (HSETNX): a call replayed
+-- after a lost reply neither records nor counts the attempt twice.
+-- Usage totals (swarmstream.accounting): this block is the same in complete, retry and
+-- bury.lua (each script is loaded on its own; tests/test_accounting.py checks it).
+-- u = {model, input, output, cache_read,
+-- cache_write, cost, cost_computed} (cost '' when unknown): added to tot (the usage
+-- hash: the spec's total, the model's and the shard's) and wtot (per worker).
+local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed'}
+local function tally(tot, wtot, u, shard, worker)
+  local prefixes = {''}
+  if u[1] ~= nil and u[1] ~= '' then prefixes[#prefixes + 1] = 'model:' .. u[1] .. ':' end
+  if shard ~= nil and shard ~= '' then prefixes[#prefixes + 1] = 'shard:' .. shard .. ':' end
+  local function add(name, v)
+    for _, p in ipairs(prefixes) do tot[p .. name] = (tot[p .. name] or 0) + v end
+    wtot[worker .. ':' .. name] = (wtot[worker .. ':' .. name] or 0) + v
+  end
+  local tokens = false
+  for j = 1, 6 do
+    local v = tonumber(u[j + 1])
+    if v ~= nil and v > 0 then
+      if j <= 4 then tokens = true end
+      add(MEASURES[j], v)
+    end
+  end
+  add('attempts', 1)
+  if tokens and tonumber(u[6]) == nil then add('unpriced', 1) end
+end
+local function store(key, tot)
+  for name, v in pairs(tot) do
+    if string.sub(name, -4) == 'cost' or string.sub(name, -13) == 'cost_computed' then
+      redis.call('HINCRBYFLOAT', key, name, string.format('%.17g', v))
+    else
+      redis.call('HINCRBY', key, name, v)
+    end
+  end
+end
+-- The attempt records of a task's history hash (attempt number -> JSON object), as
+-- one JSON array in attempt order.
+local function history(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return nil end
+  local rows = {}
+  for i = 1, #h, 2 do rows[#rows + 1] = {tonumber(h[i]) or 0, h[i + 1]} end
+  table.sort(rows, function(a, b) return a[1] < b[1] end)
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = r[2] end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if not p[1] or p[1][2] ~= ARGV[2] then return -1 end
+local first = true
+if KEYS[5] then
+  first = redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[8]) == 1
+  redis.call('EXPIRE', KEYS[5], ARGV[6])
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[4], 'NX', now - tonumber(p[1][3]), ARGV[3])
 redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
-redis.call('HINCRBY', KEYS[3], 'retried', 1)
+if first then
+  redis.call('HINCRBY', KEYS[3], 'retried', 1)
+  if KEYS[7] and ARGV[9] ~= '' then
+    local tot, wtot = {}, {}
+    tally(tot, wtot, cmsgpack.unpack(ARGV[9]), ARGV[10], ARGV[2])
+    store(KEYS[6], tot)
+    store(KEYS[7], wtot)
+  end
+end
 return 1

@@ -29,6 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from swarmstream.accounting import SpecUsage, Totals
 from swarmstream.models import Finding, WorkerInfo, WorkerState
 from swarmstream.monitor.format import (
     flow,
@@ -48,8 +49,14 @@ SIDE_BY_SIDE = 150  # from this width: shards and findings next to each other
 FEED_ROWS = 8
 T = TypeVar("T")
 
-_STATE_STYLE = {"busy": "green", "idle": "dim", "draining": "yellow", "starting": "cyan"}
-_STATE_ORDER = {"busy": 0, "draining": 1, "starting": 2, "idle": 3}
+_STATE_STYLE = {
+    "busy": "green",
+    "idle": "dim",
+    "draining": "yellow",
+    "starting": "cyan",
+    "paused": "bold yellow",
+}
+_STATE_ORDER = {"busy": 0, "draining": 1, "starting": 2, "paused": 3, "idle": 4}
 LEGEND = "backlog (= lag): not yet delivered · pending: delivered, not acked"
 LEGEND_WIDE = LEGEND + " · oldest: in flight since first delivery"
 
@@ -114,31 +121,70 @@ def specs_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
         _column(t, "failed", right=True)
     _column(t, "dead", right=True)
     _column(t, "cons" if compact else "consumers", right=True)
-
-    def row(label: Text | str, s: SpecStats) -> list[Text | str]:
-        oldest = None if s.oldest_pending_ms is None else s.oldest_pending_ms / 1000
-        cells: list[Text | str] = [
-            label,
-            fmt_count(s.backlog, compact),
-            fmt_count(s.pending, compact),
-            fmt_duration(oldest),
-            fmt_rate(s.delivered_rate, compact),
-            fmt_rate(s.completed_rate, compact),
-            Text(fmt_rate(s.failed_rate, compact), style="red" if s.failed_rate else ""),
-        ]
-        if wide:
-            cells += [fmt_count(s.completed), fmt_count(s.failed)]
-        cells += [
-            Text(fmt_count(s.dead, compact), style="bold red" if s.dead else ""),
-            fmt_count(s.consumers, compact),
-        ]
-        return cells
+    spending = any(s.usage.total.attempts or s.budget for s in snap.specs)
+    if spending:
+        _column(t, "tokens", right=True)
+        _column(t, "cost", right=True)
+        if not compact:
+            _column(t, "budget left", right=True)
 
     for s in shown:
-        t.add_row(*row(s.name, s))
+        label = Text(s.name)
+        if s.paused_by:
+            label = Text(f"{s.name} ⏸ paused", style="bold yellow")
+        t.add_row(*_spec_cells(label, s, compact, wide, spending))
     if len(snap.specs) > 1:
-        t.add_row(*row(Text("total", style="bold"), _total(snap.specs)), style="bold")
+        total = _spec_cells(
+            Text("total", style="bold"), _total(snap.specs), compact, wide, spending
+        )
+        t.add_row(*total, style="bold")
     return t
+
+
+def _spec_cells(
+    label: Text | str, s: SpecStats, compact: bool, wide: bool, spending: bool
+) -> list[Text | str]:
+    """One row of the specs table."""
+    oldest = None if s.oldest_pending_ms is None else s.oldest_pending_ms / 1000
+    cells: list[Text | str] = [
+        label,
+        fmt_count(s.backlog, compact),
+        fmt_count(s.pending, compact),
+        fmt_duration(oldest),
+        fmt_rate(s.delivered_rate, compact),
+        fmt_rate(s.completed_rate, compact),
+        Text(fmt_rate(s.failed_rate, compact), style="red" if s.failed_rate else ""),
+    ]
+    if wide:
+        cells += [fmt_count(s.completed), fmt_count(s.failed)]
+    cells += [
+        Text(fmt_count(s.dead, compact), style="bold red" if s.dead else ""),
+        fmt_count(s.consumers, compact),
+    ]
+    if spending:
+        total = s.usage.total
+        cells += [fmt_count(total.tokens, compact), fmt_usd(total.cost_usd, total.unpriced)]
+        if not compact:
+            cells.append(_budget_left(s))
+    return cells
+
+
+def fmt_usd(value: float, unpriced: int = 0) -> str:
+    """A cost in dollars; '≥' when some usage had no known cost (a floor)."""
+    text = f"${value:,.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}"
+    return f"≥{text}" if unpriced else text
+
+
+def _budget_left(s: SpecStats) -> Text | str:
+    if s.budget is None:
+        return "-"
+    usd, tokens = s.budget.budget.left(s.budget.spent)
+    parts = []
+    if usd is not None:
+        parts.append(fmt_usd(usd))
+    if tokens is not None:
+        parts.append(f"{fmt_count(tokens, True)} tok")
+    return Text(" · ".join(parts), style="bold yellow" if s.paused_by else "")
 
 
 def _sum(values: Sequence[float | None]) -> float | None:
@@ -166,6 +212,7 @@ def _total(specs: Sequence[SpecStats]) -> SpecStats:
         delivered_rate=delivered,
         completed_rate=_sum([s.completed_rate for s in specs]),
         failed_rate=_sum([s.failed_rate for s in specs]),
+        usage=SpecUsage(total=sum((s.usage.total for s in specs), Totals())),
     )
 
 
@@ -335,6 +382,21 @@ def header(snap: Snapshot, status: str, width: int) -> list[Text]:
         ),
         key_value("completed", fmt_count(total.completed, compact)),
     ]
+    spent = snap.usage
+    if spent.attempts:
+        items += [
+            key_value("tokens", fmt_count(spent.tokens, compact)),
+            key_value("cost", fmt_usd(spent.cost_usd, spent.unpriced)),
+        ]
+    if snap.budget is not None:
+        usd, tokens = snap.budget.budget.left(snap.budget.spent)
+        left = " · ".join(
+            [*([fmt_usd(usd)] if usd is not None else []), *([f"{tokens:,} tok"] if tokens else [])]
+        )
+        paused = snap.budget.paused_by
+        items.append(
+            key_value("budget", f"spent: {paused}" if paused else f"{left} left", "bold yellow")
+        )
     return flow(items, width)
 
 

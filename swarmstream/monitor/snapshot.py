@@ -9,11 +9,12 @@ transport (``StatsReader``) hands over typed rows; nothing here reads a Redis re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from swarmstream import codec
+from swarmstream.accounting import BudgetState, SpecUsage, Totals, add_up
 from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.stats import FEED_SIZE, ShardStats, SpecRow, StatsReader
 
@@ -40,10 +41,18 @@ class SpecStats:
     oldest_pending_ms: int | None
     consumers: int
     dead: int
-    delivered: int | None  # entries-read of the group (Redis 7+)
+    #: deliveries: first deliveries (the group's entries-read, Redis 7+; None on 6.2)
+    #: plus redeliveries (entries taken over from a dead or released holder)
+    delivered: int | None
     completed: int
     failed: int
     retried: int
+    redelivered: int = 0
+    usage: SpecUsage = field(default_factory=SpecUsage)
+    #: the spec's budget and what it spent (None: no budget)
+    budget: BudgetState | None = None
+    #: why workers do not claim its tasks: its budget or the namespace's is spent
+    paused_by: str | None = None
     delivered_rate: float | None = None
     completed_rate: float | None = None
     failed_rate: float | None = None
@@ -67,16 +76,42 @@ class Snapshot:
     #: last sample before the window: the throughput sparkline is drawn from these
     samples: tuple[tuple[float, int], ...] = field(default=())
     namespace: str = ""
+    #: the namespace's budget and what all its specs spent (None: no budget)
+    budget: BudgetState | None = None
 
     @property
     def completed(self) -> int:
         return sum(s.completed for s in self.specs)
+
+    def usage_by(self, workers: Mapping[str, Totals] | None = None) -> dict[str, Any]:
+        """Spending by model and by shard over every spec (and by worker, when
+        given: ``StatsReader.worker_usage``), JSON-ready (``status --json``)."""
+        models: dict[str, Totals] = {}
+        shards: dict[str, Totals] = {}
+        for s in self.specs:
+            models = add_up(models, s.usage.models)
+            shards = add_up(shards, s.usage.shards)
+        groups = {"models": models, "shards": shards, "workers": dict(workers or {})}
+        return {
+            name: {key: totals.to_json() for key, totals in sorted(group.items())}
+            for name, group in groups.items()
+        }
+
+    @property
+    def usage(self) -> Totals:
+        """What every spec spent, added up."""
+        total = Totals()
+        for s in self.specs:
+            total = total + s.usage.total
+        return total
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` shape (rates are null in a one-shot snapshot)."""
         return {
             "time": self.time,
             "namespace": self.namespace,
+            "usage": self.usage.to_json(),
+            "budget": self.budget.to_json() if self.budget else None,
             "specs": [
                 {
                     "name": s.name,
@@ -89,9 +124,14 @@ class Snapshot:
                     "dead": s.dead,
                     "oldest_pending_ms": s.oldest_pending_ms,
                     "delivered": s.delivered,
+                    "redelivered": s.redelivered,
                     "completed": s.completed,
                     "failed": s.failed,
                     "retried": s.retried,
+                    "usage": s.usage.to_json(),
+                    "budget": s.budget.to_json() if s.budget else None,
+                    "paused": s.paused_by is not None,
+                    "paused_by": s.paused_by,
                     "delivered_per_s": s.delivered_rate,
                     "completed_per_s": s.completed_rate,
                     "failed_per_s": s.failed_rate,
@@ -127,7 +167,7 @@ class Snapshot:
         }
 
 
-def _spec(row: SpecRow, now: float) -> SpecStats:
+def _spec(row: SpecRow, now: float, namespace: BudgetState | None) -> SpecStats:
     oldest = None
     if row.pending:
         if row.first_delivery_ms is not None:
@@ -135,6 +175,15 @@ def _spec(row: SpecRow, now: float) -> SpecStats:
         elif row.oldest_idle_ms is not None:
             oldest = row.oldest_idle_ms
     counters = row.counters
+    budget = None if row.budget.unlimited else BudgetState(row.budget, row.usage.total)
+    paused = budget.paused_by if budget else None
+    if paused is None and namespace is not None and namespace.paused_by:
+        paused = f"namespace budget: {namespace.paused_by}"
+    elif paused is not None:
+        paused = f"spec budget: {paused}"
+    delivered = None
+    if row.entries_read is not None:
+        delivered = row.entries_read + counters.redelivered
     return SpecStats(
         name=row.name,
         stream=row.stream,
@@ -144,10 +193,14 @@ def _spec(row: SpecRow, now: float) -> SpecStats:
         oldest_pending_ms=oldest,
         consumers=row.consumers,
         dead=row.dead,
-        delivered=row.entries_read,
+        delivered=delivered,
         completed=counters.ok,
         failed=counters.failed + counters.dead,
         retried=counters.retried,
+        redelivered=counters.redelivered,
+        usage=row.usage,
+        budget=budget,
+        paused_by=paused,
     )
 
 
@@ -229,7 +282,13 @@ async def collect(
     """
     reading = await reader.read(feed_since=_feed_since(previous))
     now = reading.time
-    specs = _with_rates([_spec(s, now) for s in reading.specs], previous, now)
+    namespace = None
+    if not reading.namespace_budget.unlimited:
+        spent = Totals()
+        for row in reading.specs:
+            spent = spent + row.usage.total
+        namespace = BudgetState(reading.namespace_budget, spent)
+    specs = _with_rates([_spec(s, now, namespace) for s in reading.specs], previous, now)
     done = sum(s.completed for s in specs)
     hist = list(previous.history) if previous else []
     if previous is not None and now > previous.time:
@@ -243,4 +302,5 @@ async def collect(
         history=tuple(hist[-history:]),
         samples=_samples(previous, now, done, window),
         namespace=reader.keys.namespace,
+        budget=namespace,
     )

@@ -4,7 +4,8 @@ per item, whatever the number of tasks.
 Round trip 1 reads the registries (specs set, workers and shards zsets) and the
 server clock. Round trip 2 reads, per spec, XLEN, XINFO GROUPS, the XPENDING
 summary, the dead-letter XLEN, the stats hash, the latest findings, the oldest
-member of the leases zset and the oldest pending entry (XPENDING - + 1); per worker,
+member of the leases zset, the oldest pending entry (XPENDING - + 1), the usage
+totals (its ``usage`` hash: a few fields per model and shard) and its budget; per worker,
 its heartbeat hash; per shard, its meta hash and workflow progress. Every command
 is O(1), O(log n) or O(consumers) in Redis, so the cost does not grow with the
 number of pending or queued entries.
@@ -18,10 +19,11 @@ age of the oldest pending entry and the feed from it, and never sees a Redis rep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from swarmstream import codec
+from swarmstream.accounting import Budget, SpecUsage, Totals, add_up, worker_totals
 from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, WorkerInfo
@@ -33,7 +35,7 @@ FEED_PER_SPEC = 10
 #: Findings the feed keeps; with many specs the first read takes fewer per spec.
 FEED_SIZE = 20
 #: Replies per spec in round trip 2.
-PER_SPEC = 8
+PER_SPEC = 10
 #: Fields of a shard's workflow hash shown as its progress.
 WORKFLOW_FIELDS = ("passes", "state", "tasks", "findings")
 
@@ -47,6 +49,7 @@ class Counters:
     dead: int = 0  # findings with status dead
     retried: int = 0
     buried: int = 0  # entries moved to the dead-letter stream
+    redelivered: int = 0  # entries taken over from another consumer (XAUTOCLAIM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class SpecRow:
     first_delivery_ms: int | None
     #: idle time (ms) of the oldest pending entry
     oldest_idle_ms: int | None
+    usage: SpecUsage = field(default_factory=SpecUsage)
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class StatsReading:
     shards: tuple[ShardStats, ...]  # shards whose meta hash exists, registry order
     #: registered workers whose heartbeat hash expired: dropped on the next read
     expired_workers: tuple[str, ...] = ()
+    namespace_budget: Budget = field(default_factory=Budget)
 
 
 def _int(value: Any) -> int | None:
@@ -192,7 +198,14 @@ def _counters(reply: Any) -> Counters:
         dead=values.get("dead", 0),
         retried=values.get("retried", 0),
         buried=values.get("buried", 0),
+        redelivered=values.get("redelivered", 0),
     )
+
+
+def _hash(reply: Any) -> dict[str, str]:
+    if isinstance(reply, Exception) or not isinstance(reply, dict):
+        return {}
+    return {_s(a): _s(b) for a, b in reply.items()}
 
 
 class StatsReader:
@@ -219,11 +232,12 @@ class StatsReader:
             pipe.zrange(self.keys.workers, 0, -1)
             pipe.zrange(self.keys.shards, 0, -1)
             pipe.execute_command("TIME")  # not pipe.time(): the cluster pipeline refuses it
-            replies = (await pipe.execute(raise_on_error=False))[-4:]
-        for reply in replies:
+            pipe.hgetall(self.keys.budget)
+            replies = (await pipe.execute(raise_on_error=False))[-5:]
+        for reply in replies[:4]:
             if isinstance(reply, Exception):
                 raise reply
-        specs_raw, workers_raw, shards_raw, now = replies
+        specs_raw, workers_raw, shards_raw, now, budget = replies
         specs = sorted(_s(s) for s in specs_raw)
         workers = [_s(w) for w in workers_raw]
         shards = [_s(s) for s in shards_raw]
@@ -258,7 +272,21 @@ class StatsReader:
             workers=tuple(live),
             shards=tuple(shard_rows),
             expired_workers=tuple(expired),
+            namespace_budget=Budget.from_fields(_hash(budget)),
         )
+
+    async def worker_usage(self, specs: list[str]) -> dict[str, Totals]:
+        """Usage totals per worker over ``specs`` (one pipelined round trip; a hash
+        per spec whose size grows with the workers that ever reported usage)."""
+        out: dict[str, Totals] = {}
+        if not specs:
+            return out
+        async with self.client.pipeline(transaction=False) as pipe:
+            for spec in specs:
+                pipe.hgetall(self.keys.spec(spec).usage_workers)
+            for reply in await pipe.execute(raise_on_error=False):
+                out = add_up(out, worker_totals(_hash(reply)))
+        return out
 
     def _queue_details(
         self,
@@ -280,6 +308,8 @@ class StatsReader:
             pipe.xrevrange(k.findings, min=feed_since or "-", count=per_spec)
             pipe.zrange(k.leases, 0, 0, withscores=True)
             pipe.xpending_range(k.tasks, GROUP, "-", "+", 1)
+            pipe.hgetall(k.usage)
+            pipe.hgetall(k.budget)
         for name in workers:
             pipe.hgetall(self.keys.worker(name))
         for shard in shards:
@@ -287,7 +317,7 @@ class StatsReader:
             pipe.hmget(self.keys.shard(shard).workflow, *WORKFLOW_FIELDS)
 
     def _spec_row(self, spec: str, replies: list[Any]) -> SpecRow:
-        length, groups, pending, dead, stats, feed, leases, first = replies
+        length, groups, pending, dead, stats, feed, leases, first, usage, budget = replies
         group = _group_info(groups)
         summary = pending if isinstance(pending, dict) else {}
         return SpecRow(
@@ -305,4 +335,6 @@ class StatsReader:
             oldest_idle_ms=int(first[0]["time_since_delivered"])
             if first and isinstance(first, list)
             else None,
+            usage=SpecUsage.from_hash(_hash(usage)),
+            budget=Budget.from_fields(_hash(budget)),
         )

@@ -15,11 +15,13 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from swarmstream import codec
+from swarmstream.accounting import Budget, BudgetState, Totals
 from swarmstream.codec import text as _s
 from swarmstream.errors import NotDurable
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
+from swarmstream.transport.budgets import SPENT_FIELDS as _SPENT
 from swarmstream.transport.connection import fields_of, stream_entries
 from swarmstream.transport.link import Link
 from swarmstream.transport.scripts import Scripts
@@ -54,6 +56,11 @@ class Completion:
     status: str
     body: bytes
     retried: bool
+    #: what the attempt spent (a ``swarmstream.usage.Usage``): added to the totals
+    usage: Any = None
+    #: seconds the handler ran (for the worker's hooks)
+    duration: float | None = None
+    attempt: int = 1
 
     @classmethod
     def of(cls, entry_id: str, finding: Finding, wire: str = codec.MSGPACK) -> Completion:
@@ -65,7 +72,26 @@ class Completion:
             finding.status.value,
             codec.encode_finding(finding, wire),
             finding.attempt > 1,
+            attempt=finding.attempt,
         )
+
+
+def lua_usage(usage: Any) -> list[Any] | None:
+    """A usage as the Lua steps add it up: {model, input, output, cache_read,
+    cache_write, cost, cost_computed}, cost '' when unknown (docs/protocol.md)."""
+    if usage is None:
+        return None
+    cost = usage.cost_usd
+    computed = cost if cost is not None and usage.cost_source == "computed" else 0
+    return [
+        usage.model or "",
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        "" if cost is None else repr(float(cost)),
+        repr(float(computed)),
+    ]
 
 
 class Streams:
@@ -78,6 +104,8 @@ class Streams:
         self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
         self.retention = retention or Retention()
+        #: per spec, its budget as the last complete(check_budget=True) read it
+        self.budget_seen: dict[str, BudgetState] = {}
         self.scripts = scripts
         self._groups: set[str] = set()
         #: on a cluster, the XREADGROUPs of slot groups still blocking (see read)
@@ -215,7 +243,7 @@ class Streams:
         """XAUTOCLAIM entries idle past ``min_idle_ms``, with their delivery counts."""
         k = self.keys.spec(spec)
         nxt, flat, vanished = await self.scripts.reclaim(
-            keys=[k.tasks, k.leases], args=[GROUP, consumer, min_idle_ms, start, count]
+            keys=[k.tasks, k.leases, k.stats], args=[GROUP, consumer, min_idle_ms, start, count]
         )
         for entry_id in vanished:
             await self.note_vanished(spec, _s(entry_id), consumer)
@@ -259,42 +287,92 @@ class Streams:
                 out[entry_id] = fields_of(rows[0][1])
         return out
 
-    async def complete(self, spec: str, consumer: str, items: Sequence[Completion]) -> list[int]:
-        """Record findings and ack, atomically; per item RECORDED, DUPLICATE or LOST."""
+    async def complete(
+        self,
+        spec: str,
+        consumer: str,
+        items: Sequence[Completion],
+        check_budget: bool = False,
+    ) -> list[int]:
+        """Record findings and ack, atomically; per item RECORDED, DUPLICATE or LOST.
+
+        Usage carried by the items is added to the spec's totals in the same step.
+        With ``check_budget``, the spec's budget and totals are read in the same
+        round trip and kept in ``budget_seen``."""
         k = self.keys.spec(spec)
         keys: list[str] = [k.tasks, k.findings, k.stats, k.leases]
         packed: list[Any] = []
-        done, err = k.done, k.err
+        done, err, history = k.done, k.err, k.history
+        spent = False
         for item in items:
             keys.append(done(item.task_id))
             if item.retried:
-                keys.append(err(item.task_id))
+                keys += (err(item.task_id), history(item.task_id))
+            usage = lua_usage(item.usage)
+            spent = spent or usage is not None
             packed.append(
-                (item.entry_id, item.task_id, item.shard, item.status, item.body, int(item.retried))
+                (
+                    item.entry_id,
+                    item.task_id,
+                    item.shard,
+                    item.status,
+                    item.body,
+                    2 if item.retried else 0,
+                    usage,
+                )
             )
+        if spent:
+            keys += (k.usage, k.usage_workers)
         r = self.retention
         args: list[Any] = [GROUP, consumer, r.done_ttl, r.findings_maxlen]
         args.append(codec.pack_for_lua(packed))
         script = self.scripts.complete
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        result = await self._durably(command, k.tasks)
-        if isinstance(result, NoScriptError):  # a new primary, a restarted server
+        commands: list[tuple[Any, ...]] = [("EVALSHA", script.sha, len(keys), *keys, *args)]
+        if check_budget:
+            commands += [("HMGET", k.usage, *_SPENT), ("HMGET", k.budget, "usd", "tokens")]
+        replies = await self._durably(commands, k.tasks)
+        if isinstance(replies[0], NoScriptError):  # a new primary, a restarted server
             await self.link.load_script(script.script)
-            result = await self._durably(command, k.tasks)
+            replies = await self._durably(commands, k.tasks)
+        result = replies[0]
         if isinstance(result, ResponseError):
             raise result
+        if check_budget:
+            self._note_budget(spec, replies[1], replies[2])
         return [int(r) for r in result]
 
-    async def _durably(self, command: tuple[Any, ...], key: str) -> Any:
+    def _note_budget(self, spec: str, used: Any, limits: Any) -> None:
+        if isinstance(used, Exception) or isinstance(limits, Exception):
+            return
+        spent = Totals.from_fields({n: _s(v) for n, v in zip(_SPENT, used, strict=True) if v})
+        budget = Budget.from_fields(
+            {n: _s(v) for n, v in zip(("usd", "tokens"), limits, strict=False) if v}
+        )
+        self.budget_seen[spec] = BudgetState(budget, spent)
+
+    async def budgets(self, specs: Sequence[str]) -> dict[str, BudgetState]:
+        """Each spec's budget and what it spent so far (one round trip per slot)."""
+        out: dict[str, BudgetState] = {}
+        for spec in specs:
+            k = self.keys.spec(spec)
+            used, limits = await self.link.pipeline(
+                [("HMGET", k.usage, *_SPENT), ("HMGET", k.budget, "usd", "tokens")], key=k.tasks
+            )
+            self._note_budget(spec, used, limits)
+            if spec in self.budget_seen:
+                out[spec] = self.budget_seen[spec]
+        return out
+
+    async def _durably(self, commands: Sequence[tuple[Any, ...]], key: str) -> list[Any]:
         """Run a completion; with ``durable_replicas``, wait for the replicas. A
         completion the replicas did not confirm in time is recorded all the same
         (the primary has it, and the task is acked): a warning, not an error."""
         try:
-            (result,) = await self.link.pipeline([command], key=key, durable=True)
+            replies = await self.link.pipeline(commands, key=key, durable=True)
         except NotDurable as exc:
             log.warning("finding recorded, not yet on the replicas: %s", exc)
-            (result,) = exc.replies
-        return result
+            replies = exc.replies
+        return list(replies)
 
     async def retry_later(
         self,
@@ -306,14 +384,40 @@ class Streams:
         attempt: int,
         reclaim_after_ms: int,
         claim_idle_ms: int,
+        record: dict[str, Any] | None = None,
+        usage: Any = None,
+        shard: str = "",
     ) -> bool:
-        """Keep a failed entry pending, to be reclaimed by any worker after a backoff."""
+        """Keep a failed entry pending, to be reclaimed by any worker after a backoff.
+
+        ``record`` (the attempt's history record, JSON) joins the task's history and
+        ``usage`` its spec's totals, once per attempt even if the call is replayed."""
         k = self.keys.spec(spec)
         idle = max(0, claim_idle_ms - reclaim_after_ms)
         payload = json.dumps({"error": error, "attempt": attempt})
+        lua = lua_usage(usage)
         r = await self.scripts.retry(
-            keys=[k.tasks, k.err(task_id), k.stats, k.leases],
-            args=[GROUP, consumer, entry_id, idle, payload, self.retention.error_ttl],
+            keys=[
+                k.tasks,
+                k.err(task_id),
+                k.stats,
+                k.leases,
+                k.history(task_id),
+                k.usage,
+                k.usage_workers,
+            ],
+            args=[
+                GROUP,
+                consumer,
+                entry_id,
+                idle,
+                payload,
+                self.retention.error_ttl,
+                attempt,
+                json.dumps(record or {"attempt": attempt, "error": error}),
+                codec.pack_for_lua(lua) if lua is not None else "",
+                shard,
+            ],
         )
         return int(r) == 1
 
@@ -355,8 +459,11 @@ class Streams:
         error: str | None,
         finding: Finding | None,
         wire: str = codec.MSGPACK,
+        usage: Any = None,
     ) -> bool:
-        """Dead-letter an entry (and write the task's final finding, if it has an id)."""
+        """Dead-letter an entry (and write the task's final finding, if it has an id,
+        with the task's attempt history; ``usage``, the last attempt's, joins the
+        spec's totals)."""
         k = self.keys.spec(spec)
         task_id = finding.task_id if finding else ""
         dead = codec.dead_fields(
@@ -378,6 +485,9 @@ class Streams:
                 k.done(task_id) if task_id else k.nil,
                 k.err(task_id) if task_id else k.nil,
                 k.leases,
+                k.history(task_id) if task_id else k.nil,
+                k.usage,
+                k.usage_workers,
             ],
             args=[
                 GROUP,
@@ -390,6 +500,7 @@ class Streams:
                 finding.shard or "" if finding else "",
                 finding.status.value if finding else "",
                 codec.encode_finding(finding, wire) if finding else b"",
+                codec.pack_for_lua(lua) if (lua := lua_usage(usage)) is not None else "",
                 *flat,
             ],
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from swarmstream.keys import Keys
 from swarmstream.settings import Settings
 from swarmstream.transport.bridge_state import BridgeStore
+from swarmstream.transport.budgets import BudgetStore
 from swarmstream.transport.link import Link, detect, make_link, open_link
 from swarmstream.transport.protocol import ProtocolStore
 from swarmstream.transport.registry import Registry
@@ -36,6 +37,7 @@ class Transport:
         self.stats = StatsReader(link, self.keys)
         self.protocol = ProtocolStore(link, self.keys, self.scripts)
         self.bridges = BridgeStore(link, self.keys, self.streams)
+        self.budgets = BudgetStore(link, self.keys)
 
     @classmethod
     async def open(cls, settings: Settings, client_name: str | None = None) -> Transport:

@@ -18,17 +18,19 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from swarmstream import codec
+from swarmstream import codec, usage
 from swarmstream.errors import HandlerError, HandlerTimeout, MalformedEntry
 from swarmstream.handlers.base import ContextLike, Handler
 from swarmstream.models import Finding, Result, Status, Task
 from swarmstream.settings import Settings
 from swarmstream.transport.connection import TRANSIENT
 from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry, Streams
+from swarmstream.usage import PriceTable, Usage
+from swarmstream.worker.hooks import Hooks, Kind
 from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,10 @@ def final_finding(
     error: str | None,
     worker: str,
     started: float | None = None,
+    spent: Usage | None = None,
 ) -> Finding | None:
-    """The finding that goes with a dead letter (None when the task id is unknown)."""
+    """The finding that goes with a dead letter (None when the task id is unknown);
+    ``spent`` is what its last attempt spent."""
     if task is None:
         return None
     now = time.time()
@@ -89,6 +93,7 @@ def final_finding(
         finished=now,
         error=codec.safe_text(f"{reason}: {error}" if error else reason),
         created=task.created,
+        usage=spent.to_dict() if spent is not None else None,
     )
 
 
@@ -139,7 +144,7 @@ class Execution:
         worker: str,
         settings: Settings,
         context: ContextProvider | None,
-        counts: MutableMapping[str, int],
+        hooks: Hooks,
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.handler = handler
@@ -147,8 +152,17 @@ class Execution:
         self.worker = worker
         self.cfg = settings.worker
         self.context = context
-        self.counts = counts
+        self.hooks = hooks
         self.give_up = give_up
+        self.prices = PriceTable.from_mapping(settings.prices)
+
+    def _spent(self, reported: Any, meter: usage.Meter) -> Usage | None:
+        """What an attempt spent: the usage its handler returned, else what it
+        recorded with ``usage.spend()``; priced from the table when it has no cost."""
+        spent = usage.normalize(reported) if reported is not None else None
+        if spent is None:
+            spent = meter.spent
+        return self.prices.apply(spent) if spent is not None else None
 
     async def run(self, owned: Owned) -> Completion | Outcome:
         """Execute one owned entry. Never raises for bad input or a failing handler
@@ -176,25 +190,39 @@ class Execution:
             return SETTLED
         owned.started = True
         started = time.time()
-        try:
-            result = await self._invoke(task)
-            body = codec.finding_body(
-                task,
-                status=_OK,
-                content=result.content,
-                worker=self.worker,
-                sources=result.sources,
-                usage=result.usage,
-                data=result.data,
-                started=started,
-                finished=time.time(),
-                wire=wire,
-            )
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # whatever the handler raised or returned: data
-            return await self._failed(entry, task, wire, started, describe(exc))
-        return Completion(entry.entry_id, task.id, task.shard or "", _OK, body, task.attempt > 1)
+        with usage.metering() as meter:
+            try:
+                result = await self._invoke(task)
+                spent = self._spent(result.usage, meter)
+                finished = time.time()
+                body = codec.finding_body(
+                    task,
+                    status=_OK,
+                    content=result.content,
+                    worker=self.worker,
+                    sources=result.sources,
+                    usage=spent.to_dict() if spent is not None else None,
+                    data=result.data,
+                    started=started,
+                    finished=finished,
+                    wire=wire,
+                )
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # whatever the handler raised or returned: data
+                spent = self._spent(None, meter)
+                return await self._failed(entry, task, wire, started, describe(exc), spent)
+        return Completion(
+            entry.entry_id,
+            task.id,
+            task.shard or "",
+            _OK,
+            body,
+            task.attempt > 1,
+            spent,
+            finished - started,
+            task.attempt,
+        )
 
     async def _invoke(self, task: Task) -> Result:
         context = None
@@ -217,13 +245,29 @@ class Execution:
         return await retrying(op, self.give_up)
 
     async def _failed(
-        self, entry: Entry, task: Task, wire: str, started: float, error: str
+        self,
+        entry: Entry,
+        task: Task,
+        wire: str,
+        started: float,
+        error: str,
+        spent: Usage | None = None,
     ) -> Outcome:
         log.info(
             "task %s attempt %d/%d failed: %s", task.id, task.attempt, task.max_attempts, error
         )
+        finished = time.time()
         if task.attempt < task.max_attempts:
             delay = backoff(task.attempt, self.cfg.retry_base, self.cfg.retry_max)
+            record = {
+                "attempt": task.attempt,
+                "worker": self.worker,
+                "started": started,
+                "finished": finished,
+                "outcome": "retried",
+                "error": error,
+                "usage": spent.to_dict() if spent is not None else None,
+            }
             ok = await self._write(
                 lambda: self.streams.retry_later(
                     entry.spec,
@@ -234,12 +278,16 @@ class Execution:
                     task.attempt,
                     int(delay * 1000),
                     int(self.cfg.claim_idle * 1000),
+                    record=record,
+                    usage=spent,
+                    shard=task.shard or "",
                 )
             )
-            self.counts["retried" if ok else "lost"] += 1
+            kind = Kind.RETRIED if ok else Kind.LOST
+            self.hooks.outcome(kind, entry.spec, task.id, task.attempt, finished - started, spent)
             return RETRYING if ok else SETTLED
         reason = f"failed on all {task.max_attempts} attempts"
-        await self.bury(entry, reason, error, task, Status.FAILED, wire, started)
+        await self.bury(entry, reason, error, task, Status.FAILED, wire, started, spent)
         return SETTLED
 
     async def _bury_malformed(self, entry: Entry, reason: str, task_id: str | None) -> None:
@@ -259,31 +307,42 @@ class Execution:
         status: Status = Status.DEAD,
         wire: str = codec.MSGPACK,
         started: float | None = None,
+        spent: Usage | None = None,
     ) -> None:
-        """Dead-letter an entry, with the task's final finding when its id is known."""
-        finding = final_finding(entry, task, status, reason, error, self.worker, started)
+        """Dead-letter an entry, with the task's final finding when its id is known
+        (``spent``: what its last attempt spent, added to the totals)."""
+        finding = final_finding(entry, task, status, reason, error, self.worker, started, spent)
         why = f"{reason} ({error})" if error else reason
         log.warning("dead-lettering %s/%s: %s", entry.spec, entry.entry_id, why)
         why, err = codec.safe_text(reason), codec.safe_text(error) if error else None
         ok = await self._write(
-            lambda: self.streams.bury(entry.spec, self.worker, entry, why, err, finding, wire)
+            lambda: self.streams.bury(
+                entry.spec, self.worker, entry, why, err, finding, wire, spent
+            )
         )
-        key = "failed" if status is Status.FAILED else "dead"
-        self.counts[key if ok else "lost"] += 1
+        kind = Kind.FAILED if status is Status.FAILED else Kind.DEAD
+        duration = finding.finished - started if finding and started else None
+        self.hooks.outcome(
+            kind if ok else Kind.LOST,
+            entry.spec,
+            task.id if task else None,
+            entry.deliveries,
+            duration,
+            spent,
+        )
 
     def account(
         self, spec: str, items: Sequence[Completion], results: Sequence[int], ledger: Ledger
     ) -> None:
         """Book the results of a complete() batch and forget the entries."""
+        outcome = self.hooks.outcome
         for item, result in zip(items, results, strict=True):
             ledger.forget((spec, item.entry_id))
-            if result == RECORDED:
-                self.counts["done"] += 1
-            elif result == DUPLICATE:
-                self.counts["duplicate"] += 1
-            else:
-                self.counts["lost"] += 1
+            kind = Kind.DONE if result == RECORDED else Kind.DUPLICATE
+            if result not in (RECORDED, DUPLICATE):
+                kind = Kind.LOST
                 log.warning(
                     "finding for %s discarded: another worker owns the task now",
                     item.task_id,
                 )
+            outcome(kind, spec, item.task_id, item.attempt, item.duration, item.usage)

@@ -31,12 +31,14 @@ class Flusher:
         ledger: Ledger,
         account: Callable[[str, Sequence[Completion], Sequence[int], Ledger], None],
         written: Callable[[], None],
+        check_budget: Callable[[str], bool] = lambda spec: False,
     ) -> None:
         self.streams = streams
         self.name = name
         self.ledger = ledger
         self.account = account
         self.written = written  # called after every flush (frees slots)
+        self.check_budget = check_budget  # read the spec's budget back with its batch
         self.buffer: dict[str, list[Completion]] = defaultdict(list)
         self.wanted = asyncio.Event()
         self.flushing = 0  # flushes in flight
@@ -90,7 +92,8 @@ class Flusher:
             for spec in list(batch):
                 items = batch[spec]
                 try:
-                    results = await self.streams.complete(spec, self.name, items)
+                    check = self.check_budget(spec)
+                    results = await self.streams.complete(spec, self.name, items, check)
                 except TRANSIENT:
                     raise
                 except Exception:

@@ -6,11 +6,12 @@ pruning of dead workers' consumers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 
 from swarmstream.settings import WorkerSettings
 from swarmstream.transport.registry import Registry
 from swarmstream.transport.streams import Entry, Streams
+from swarmstream.worker.hooks import Hooks, LeaseKind
 from swarmstream.worker.ledger import Ledger, Owned
 
 log = logging.getLogger(__name__)
@@ -29,27 +30,30 @@ class Leases:
         name: str,
         specs: list[str],
         cfg: WorkerSettings,
-        counts: MutableMapping[str, int],
+        hooks: Hooks,
         dispatch: Callable[[Entry], None],
+        paused: Callable[[str], bool] = lambda spec: False,
     ) -> None:
         self.streams = streams
         self.ledger = ledger
         self.name = name
         self.specs = specs
         self.cfg = cfg
-        self.counts = counts
+        self.hooks = hooks
         self.dispatch = dispatch
+        self.paused = paused  # a spec paused by its budget: nothing of it is reclaimed
         self._cursors = dict.fromkeys(specs, "0-0")
 
     async def renew(self) -> None:
         """Renew every entry with something behind it; drop those taken or acked."""
         for spec, ids in self.ledger.renewable().items():
             taken, gone = await self.streams.renew(spec, self.name, ids)
+            self.hooks.lease(LeaseKind.RENEWED, spec, len(ids) - len(taken) - len(gone))
             for entry_id in taken:
                 owned = self.ledger.forget((spec, entry_id))
                 if owned is None:
                     continue
-                self.counts["lost"] += 1
+                self.hooks.lease(LeaseKind.LOST, spec)
                 log.warning("lease on %s/%s lost to another worker; cancelling", spec, entry_id)
                 if owned.job is not None and not owned.job.done():
                     owned.job.cancel()
@@ -58,7 +62,7 @@ class Leases:
                 if owned is None or owned.writing:
                     continue  # our own finding acked it (its result is being booked)
                 self.ledger.forget((spec, entry_id))
-                self.counts["lost"] += 1
+                self.hooks.lease(LeaseKind.LOST, spec)
                 log.info("%s/%s was acked elsewhere while it ran; cancelling", spec, entry_id)
                 if owned.job is not None and not owned.job.done():
                     owned.job.cancel()
@@ -70,12 +74,14 @@ class Leases:
             count = free()
             if count <= 0:
                 break
+            if self.paused(spec):
+                continue
             nxt, entries = await self.streams.reclaim(
                 spec, self.name, min_idle, self._cursors[spec], count
             )
             self._cursors[spec] = nxt
+            self.hooks.lease(LeaseKind.RECLAIMED, spec, len(entries))
             for entry in entries:
-                self.counts["reclaimed"] += 1
                 log.info("reclaimed %s/%s (delivery %d)", spec, entry.entry_id, entry.deliveries)
                 self.dispatch(entry)
 
@@ -83,8 +89,9 @@ class Leases:
         """Run the entries the group delivered to this worker that it does not hold
         (a read whose reply was lost with a connection), at once and without spending
         an attempt: they would otherwise wait ``claim_idle`` for a reclaim."""
-        found = 0
+        total = 0
         for spec in self.specs:
+            found = 0
             pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
             strays = self.ledger.strays(spec, pending, len(pending) < RECOVER_COUNT)
             if not strays:
@@ -98,8 +105,9 @@ class Leases:
                 found += 1
                 log.info("recovered %s/%s, delivered by a lost reply", spec, entry_id)
                 self.dispatch(Entry(spec, entry_id, fields[entry_id], deliveries[entry_id]))
-        self.counts["recovered"] += found
-        return found
+            self.hooks.lease(LeaseKind.RECOVERED, spec, found)
+            total += found
+        return total
 
     async def prune_dead(self, registry: Registry) -> None:
         """Remove consumers of dead workers that own nothing any more."""
@@ -129,10 +137,9 @@ class Leases:
                 started = owned is not None and owned.started
                 items.append((entry_id, owned.max_attempts if owned and started else 0))
             results = await self.streams.release(spec, self.name, items, idle_ms)
+            self.hooks.lease(LeaseKind.RELEASED, spec, sum(1 for r in results if r == 1))
             for (entry_id, _), result in zip(items, results, strict=True):
                 owned = self.ledger.get((spec, entry_id))
-                if result == 1:
-                    self.counts["released"] += 1
-                elif result < 0 and owned is not None:
+                if result < 0 and owned is not None:
                     await exhausted(owned, -result)
         self.ledger.owned.clear()

@@ -15,6 +15,7 @@ from swarmstream.errors import ConfigError
 from swarmstream.handlers.base import Handler
 from swarmstream.settings import Settings, env_names
 from swarmstream.worker.execution import ContextProvider
+from swarmstream.worker.hooks import WorkerHooks
 from swarmstream.worker.worker import EphemeralWorker, WorkerSummary
 
 #: gen0 threshold of the cyclic GC in a worker process (Python's default is 700)
@@ -57,10 +58,11 @@ def run_worker(
     *,
     name: str | None = None,
     context: ContextProvider | None = None,
+    hooks: Sequence[WorkerHooks] = (),
 ) -> WorkerSummary:
     """Run a worker in this process until it stops (blocking); the process is the
-    worker's, so its GC is tuned (``tune_gc``)."""
-    worker = EphemeralWorker(specs, handler, settings, name=name, context=context)
+    worker's, so its GC is tuned (``tune_gc``). ``hooks`` hear what it does."""
+    worker = EphemeralWorker(specs, handler, settings, name=name, context=context, hooks=hooks)
     tune_gc()
     return asyncio.run(serve(worker))
 

@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from swarmstream.transport.streams import Completion, Entry, Streams
 from swarmstream.transport.transport import Transport
 from swarmstream.worker.execution import TRANSIENT, ContextProvider, Execution, Outcome, describe
 from swarmstream.worker.flusher import Flusher
+from swarmstream.worker.gate import BudgetGate
+from swarmstream.worker.hooks import Hooks, WorkerHooks
 from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger, Owned
 
@@ -78,6 +79,7 @@ class EphemeralWorker:
         name: str | None = None,
         transport: Transport | None = None,
         context: ContextProvider | None = None,
+        hooks: Sequence[WorkerHooks] = (),
     ) -> None:
         self.specs = [specs] if isinstance(specs, str) else list(specs)
         if not self.specs:
@@ -89,7 +91,9 @@ class EphemeralWorker:
         self.handler = as_handler(handler)
         self.name = name or worker_name()
         self.keys = Keys(self.settings.redis.namespace)
-        self.state = WorkerState.STARTING
+        #: what the worker does, told to its hooks (metrics, logs); Tally counts it
+        self.hooks = Hooks(hooks)
+        self._state = WorkerState.STARTING
         self.transport = transport
         self._own_transport = transport is None
         self._context = context
@@ -102,7 +106,7 @@ class EphemeralWorker:
         self._force = False
         self._deadline: float | None = None  # monotonic end of the grace period
         self._last_activity = time.monotonic()
-        self._counts: dict[str, int] = defaultdict(int)
+        self._counts = self.hooks.counts
         self._started = time.time()
         self._busy_since: float | None = None
         self._failures = 0  # consecutive failed reads (backoff)
@@ -112,6 +116,17 @@ class EphemeralWorker:
         self.execution: Execution
         self.leases: Leases
         self.flusher: Flusher
+        self.gate: BudgetGate
+
+    @property
+    def state(self) -> WorkerState:
+        return self._state
+
+    @state.setter
+    def state(self, new: WorkerState) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            self.hooks.state(old, new)
 
     # -- public API --------------------------------------------------------
 
@@ -160,7 +175,16 @@ class EphemeralWorker:
         count = await self._free_slots()
         if count == 0 or self._stop.is_set():
             return 0
-        entries = await self.streams.read(self.specs, self.name, count, int(self.cfg.block * 1000))
+        specs = self.gate.active()
+        if not specs:  # every spec paused by its budget: wait, claim nothing
+            if self._running == 0 and self.state is WorkerState.IDLE:
+                self.state = WorkerState.PAUSED
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.cfg.block)
+            return 0
+        if self.state is WorkerState.PAUSED:
+            self.state = WorkerState.IDLE
+        entries = await self.streams.read(specs, self.name, count, int(self.cfg.block * 1000))
         for entry in entries:
             self._dispatch(entry)
         if entries:
@@ -231,18 +255,38 @@ class EphemeralWorker:
             self.name,
             self.settings,
             self._context,
-            self._counts,
+            self.hooks,
             give_up=self._past_grace,
         )
+        self.gate = BudgetGate(
+            self.streams,
+            self.transport.budgets,
+            self.specs,
+            max(1.0, self.cfg.heartbeat_interval),
+        )
+        self.hooks.add(self.gate)
         self.flusher = Flusher(
-            self.streams, self.name, self.ledger, self.execution.account, self._slot_free.set
+            self.streams,
+            self.name,
+            self.ledger,
+            self.execution.account,
+            self._slot_free.set,
+            self.gate.checking,
         )
         self.leases = Leases(
-            self.streams, self.ledger, self.name, self.specs, self.cfg, self._counts, self._dispatch
+            self.streams,
+            self.ledger,
+            self.name,
+            self.specs,
+            self.cfg,
+            self.hooks,
+            self._dispatch,
+            self.gate.paused,
         )
         for spec in self.specs:
             await self.streams.ensure_group(spec)
         await self._check_protocol()
+        await self.gate.refresh()
         self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
         await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
@@ -365,6 +409,7 @@ class EphemeralWorker:
         try:
             await self.leases.recover()
             self._seen_failures = seen
+            self.hooks.reconnect()
         except TRANSIENT as exc:
             log.warning("worker %s: looking for lost deliveries failed (%s)", self.name, exc)
 
@@ -508,6 +553,7 @@ class EphemeralWorker:
         while not self._closing.is_set():
             try:
                 await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
+                await self.gate.refresh()
                 now = time.monotonic()
                 if now >= next_trim:
                     next_trim = now + self.cfg.trim_interval

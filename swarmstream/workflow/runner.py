@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from swarmstream.accounting import spent_by_findings
 from swarmstream.client import Swarm
 from swarmstream.handlers import resolve
 from swarmstream.keys import validate_name
@@ -88,6 +89,10 @@ class PassSummary:
     missing: tuple[str, ...]
     seconds: float
     earlier: bool = False
+    #: what the pass's tasks spent, every attempt included (from their findings)
+    tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0  # attempts with tokens but no known cost: cost_usd is a floor
 
     @property
     def partial(self) -> bool:
@@ -299,7 +304,18 @@ class WorkflowRunner:
         )
         missing = knowledge.missing  # a task may have finished since the wait ended
         ok = len(ids) - len(missing)
-        summary = PassSummary(p.number, p.name, len(ids), ok, missing, time.time() - posted_at)
+        spent = spent_by_findings(got.values())
+        summary = PassSummary(
+            p.number,
+            p.name,
+            len(ids),
+            ok,
+            missing,
+            time.time() - posted_at,
+            tokens=spent.tokens,
+            cost_usd=spent.cost_usd,
+            unpriced=spent.unpriced,
+        )
         fields: dict[str, str | int] = {f"pass:{p.number}": summary.to_json()}
         last = p is self.workflow.passes[-1]
         if last:  # the last synthesis and the end of the run are one write
@@ -307,7 +323,15 @@ class WorkflowRunner:
             state.update(finished=str(fields["finished"]))
         await self._set(p, "done" if last else "synthesized", fields)
         self._emit("synthesized", p, len(ids), len(got), ok, missing)
-        log.info("pass %d: %d/%d ok, %d finding(s)", p.number, ok, len(ids), len(got))
+        log.info(
+            "pass %d: %d/%d ok, %d finding(s), %d tokens, $%.4f",
+            p.number,
+            ok,
+            len(ids),
+            len(got),
+            spent.tokens,
+            spent.cost_usd,
+        )
         return summary
 
     async def _post(self, p: PassSpec, tasks: list[PlannedTask], prev: Knowledge | None) -> None:
