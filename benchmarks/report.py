@@ -44,10 +44,31 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
     return data
 
 
+def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the cluster and accounting steps."""
+    figures: dict[str, Any] = {}
+    if cl := data["cluster"]:
+        figures["cluster"] = {
+            "throughput": cl["throughput"]["results"],
+            "ratios": cl["throughput"]["ratios"],
+            "spread": cl["spread"]["by_primary_port"],
+            "failover": (cl.get("failover") or {}).get("cells", {}),
+            "failover_gap_s": (cl.get("failover") or {}).get("gap_s", {}),
+            "config": cl["config"],
+        }
+    if acct := data["accounting"]:
+        figures["accounting"] = {
+            "ratio": acct["ratio"],
+            "ratio_per_repeat": acct["ratio_per_repeat"],
+            "tasks_per_s": {k: v["tasks_per_s"] for k, v in acct["results"].items()},
+        }
+    return figures
+
+
 def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
-    more = ("workflow", "peers", "scale", "malformed", "cluster", "run")
+    more = ("workflow", "peers", "scale", "malformed", "cluster", "accounting", "run")
     data |= {n: _load(out, n) for n in more}
     machine: dict[str, Any] = next(
         (d["machine"] for d in data.values() if d and "machine" in d), {}
@@ -88,15 +109,7 @@ def build(out: Path) -> dict[str, Any]:
         figures["scale_linearity"] = sc.get("linearity")
     if mf := data["malformed"]:
         figures["malformed_us_per_entry"] = mf["us_per_entry"]
-    if cl := data["cluster"]:
-        figures["cluster"] = {
-            "throughput": cl["throughput"]["results"],
-            "ratios": cl["throughput"]["ratios"],
-            "spread": cl["spread"]["by_primary_port"],
-            "failover": (cl.get("failover") or {}).get("cells", {}),
-            "failover_gap_s": (cl.get("failover") or {}).get("gap_s", {}),
-            "config": cl["config"],
-        }
+    figures |= _more_figures(data)
     targets = []
     for key, what, target, test in TARGETS:
         value = ratios.get(key)

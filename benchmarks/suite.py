@@ -42,6 +42,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "scale": ("scale.py", [], ["--quick"]),
     "malformed": ("malformed.py", [], ["--quick"]),
     "cluster": ("cluster.py", [], ["--quick"]),
+    "accounting": ("accounting.py", [], ["--quick"]),
 }
 
 

@@ -195,12 +195,21 @@ async def test_claim_a_shard_task_report_it_and_fail_another(
             holding = (await call(session, "ping"))["holding"]
             assert [h["task_id"] for h in holding] == [task.id]
 
+            spent = {"model": "claude-x", "input_tokens": 120, "output_tokens": 8, "cost_usd": 0.02}
             done = await call(
-                session, "report", task_id=task.id, content="at customs", sources=["docs/a.md:2"]
+                session,
+                "report",
+                task_id=task.id,
+                content="at customs",
+                sources=["docs/a.md:2"],
+                usage=spent,
             )
             assert done["recorded"] is True
             finding = one_finding(raw, settings, task.id)
             assert finding is not None and finding.status.value == "ok"
+            assert finding.usage is not None and finding.usage["cost_usd"] == 0.02
+            usage = await swarm.client.hgetall(swarm.keys.spec(SPEC).usage)
+            assert usage[b"model:claude-x:input"] == b"120" and float(usage[b"cost"]) == 0.02
             assert finding.content == "at customs" and finding.sources == ("docs/a.md:2",)
             assert finding.worker.startswith("mcp-") and finding.shard == "alpha"
             again = await refused(session, "report", task_id=task.id, content="twice")

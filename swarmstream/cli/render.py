@@ -141,6 +141,6 @@ def history_table(finding: Finding) -> Table:
             took,
             Text(outcome, style=STATUS_STYLE.get(outcome, "yellow")),
             _spent(h.get("usage")),
-            first_line(h.get("error"), 60) or "-",
+            first_line(h.get("error"), 300) or "-",
         )
     return t

@@ -20,35 +20,55 @@
 -- Returns per item: 1 recorded, 0 duplicate (a finding already exists), -1 lease lost.
 -- Usage totals (swarmstream.accounting): this block is the same in complete, retry and
 -- bury.lua (each script is loaded on its own; tests/test_accounting.py checks it).
--- u = {model, input, output, cache_read,
--- cache_write, cost, cost_computed} (cost '' when unknown): added to tot (the usage
--- hash: the spec's total, the model's and the shard's) and wtot (per worker).
-local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed'}
-local function tally(tot, wtot, u, shard, worker)
-  local prefixes = {''}
-  if u[1] ~= nil and u[1] ~= '' then prefixes[#prefixes + 1] = 'model:' .. u[1] .. ':' end
-  if shard ~= nil and shard ~= '' then prefixes[#prefixes + 1] = 'shard:' .. shard .. ':' end
-  local function add(name, v)
-    for _, p in ipairs(prefixes) do tot[p .. name] = (tot[p .. name] or 0) + v end
-    wtot[worker .. ':' .. name] = (wtot[worker .. ':' .. name] or 0) + v
+-- u = {model, input, output, cache_read, cache_write, cost, cost_computed}, cost ''
+-- when unknown. tally() adds u to acc, one row per (model, shard) of a call; store()
+-- turns the rows into the fields of the usage hash (the spec's total, per model, per
+-- shard) and of the usage:workers hash, one HINCRBY(FLOAT) per field.
+local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed',
+  'attempts', 'unpriced'}
+local function tally(acc, u, shard)
+  local model = u[1] or ''
+  shard = shard or ''
+  local key = model .. '\0' .. shard
+  local a = acc[key]
+  if not a then
+    a = {model, shard, 0, 0, 0, 0, 0, 0, 0, 0}
+    acc[key] = a
   end
   local tokens = false
   for j = 1, 6 do
     local v = tonumber(u[j + 1])
     if v ~= nil and v > 0 then
+      a[j + 2] = a[j + 2] + v
       if j <= 4 then tokens = true end
-      add(MEASURES[j], v)
     end
   end
-  add('attempts', 1)
-  if tokens and tonumber(u[6]) == nil then add('unpriced', 1) end
+  a[9] = a[9] + 1
+  if tokens and tonumber(u[6]) == nil then a[10] = a[10] + 1 end
 end
-local function store(key, tot)
-  for name, v in pairs(tot) do
-    if string.sub(name, -4) == 'cost' or string.sub(name, -13) == 'cost_computed' then
-      redis.call('HINCRBYFLOAT', key, name, string.format('%.17g', v))
-    else
-      redis.call('HINCRBY', key, name, v)
+local function store(usage_key, workers_key, acc, worker)
+  local tot, wtot = {}, {}
+  for _, a in pairs(acc) do
+    local prefixes = {''}
+    if a[1] ~= '' then prefixes[#prefixes + 1] = 'model:' .. a[1] .. ':' end
+    if a[2] ~= '' then prefixes[#prefixes + 1] = 'shard:' .. a[2] .. ':' end
+    for j = 1, 8 do
+      local v = a[j + 2]
+      if v > 0 then
+        local name = MEASURES[j]
+        for _, p in ipairs(prefixes) do tot[p .. name] = (tot[p .. name] or 0) + v end
+        wtot[worker .. ':' .. name] = (wtot[worker .. ':' .. name] or 0) + v
+      end
+    end
+  end
+  for _, pair in ipairs({{usage_key, tot}, {workers_key, wtot}}) do
+    for name, v in pairs(pair[2]) do
+      local tail = string.sub(name, -4)
+      if tail == 'cost' or tail == 'uted' then
+        redis.call('HINCRBYFLOAT', pair[1], name, string.format('%.17g', v))
+      else
+        redis.call('HINCRBY', pair[1], name, v)
+      end
     end
   end
 end
@@ -84,7 +104,7 @@ else
 end
 if #items == 0 then return {} end
 local usage_key, workers_key = KEYS[k], KEYS[k + 1]
-local tot, wtot = {}, {}
+local acc = {}
 
 -- Stream ids compare as two decimal numbers; compare them as digit strings so that
 -- no precision is lost in Lua's doubles.
@@ -170,7 +190,7 @@ for i, item in ipairs(items) do
     if redis.call('SET', done, fid, 'NX', 'EX', ttl) then
       if err then redis.call('DEL', err) end
       if past then redis.call('DEL', hist) end
-      if workers_key and type(u) == 'table' then tally(tot, wtot, u, shard, consumer) end
+      if workers_key and type(u) == 'table' then tally(acc, u, shard) end
       counts[status] = (counts[status] or 0) + 1
       out[i] = 1
     else
@@ -187,8 +207,5 @@ for i = 1, #acks, 1000 do
   if leased then redis.call('ZREM', KEYS[4], unpack(acks, i, j)) end
 end
 for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], status, n) end
-if workers_key then
-  store(usage_key, tot)
-  store(workers_key, wtot)
-end
+if workers_key and next(acc) then store(usage_key, workers_key, acc, consumer) end
 return out

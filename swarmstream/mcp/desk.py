@@ -43,6 +43,7 @@ from swarmstream.settings import Settings
 from swarmstream.transport.protocol import ProtocolRecord
 from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry
 from swarmstream.transport.transport import Transport
+from swarmstream.usage import PriceTable, normalize
 from swarmstream.worker.execution import TRANSIENT, describe
 
 __all__ = ["Desk", "Held"]
@@ -75,6 +76,7 @@ class Desk:
         self.transport = transport
         self.streams = transport.streams
         self.cfg = settings.worker
+        self.prices = PriceTable.from_mapping(settings.prices)
         self.hold = hold
         self.name = name or worker_name(f"mcp-{socket.gethostname().split('.')[0]}")
         self.ledger = Ledger()
@@ -206,12 +208,21 @@ class Desk:
     # -- settling -------------------------------------------------------------
 
     async def report(
-        self, task_id: str, content: str, sources: Sequence[str] = (), data: Any = None
+        self,
+        task_id: str,
+        content: str,
+        sources: Sequence[str] = (),
+        data: Any = None,
+        usage: Any = None,
     ) -> Held:
-        """Record the finding of a held task (status ok). LeaseLost if another worker
-        owns the task now: nothing was recorded then."""
+        """Record the finding of a held task (status ok), with what it spent when the
+        session says (priced from the table if it gives no cost). LeaseLost if
+        another worker owns the task now: nothing was recorded then."""
         held = self.ledger.take(task_id)
         task = held.task
+        spent = normalize(usage) if usage is not None else None
+        if spent is not None:
+            spent = self.prices.apply(spent)
         try:
             body = codec.finding_body(
                 task,
@@ -219,6 +230,7 @@ class Desk:
                 content=content,
                 worker=self.name,
                 sources=list(sources),
+                usage=spent.to_dict() if spent is not None else None,
                 data=data,
                 started=held.claimed,
                 finished=time.time(),
@@ -231,6 +243,8 @@ class Desk:
                 Status.OK.value,
                 body,
                 task.attempt > 1,
+                spent,
+                attempt=task.attempt,
             )
             (result,) = await self.writes.write(
                 lambda: self.streams.complete(task.spec, self.name, [item])

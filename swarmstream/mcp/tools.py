@@ -448,6 +448,13 @@ class SwarmTools:
             list[str] | None, Field(description="Citations, e.g. 'docs/a.md:12-18'.")
         ] = None,
         data: Annotated[Any, Field(description="Structured data for the finding.")] = None,
+        usage: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="What the task cost, if you know: model, input_tokens, "
+                "output_tokens, cost_usd (added to the swarm's totals and budgets)."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Record the finding of a task you claimed (status ok) and finish it.
 
@@ -455,7 +462,7 @@ class SwarmTools:
         (another worker reclaimed the task after you went silent too long), this
         fails with 'lease lost' and nothing of yours is recorded.
         """
-        held = await self.desk.report(task_id, content, sources or (), data)
+        held = await self.desk.report(task_id, content, sources or (), data, usage)
         return {
             "recorded": True,
             "task_id": task_id,

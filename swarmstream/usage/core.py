@@ -240,6 +240,22 @@ def total(usages: Iterable[Usage]) -> Usage:
     return out
 
 
+#: the keys of ``Usage.to_dict``
+_CANONICAL = frozenset(
+    (
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "cost_source",
+        "session_id",
+        "turns",
+    )
+)
+
+
 def normalize(value: Any) -> Usage | None:
     """Whatever a handler or an agent reported, as a Usage; None when nothing is known.
 
@@ -255,7 +271,9 @@ def normalize(value: Any) -> Usage | None:
     if not isinstance(value, Mapping):
         return None
     try:
-        usage = _from_mapping(value)
+        # the canonical dict (what swarmstream writes, what most handlers return):
+        # read directly, without trying every provider's shape (the hot path)
+        usage = Usage.from_dict(value) if _CANONICAL.issuperset(value) else _from_mapping(value)
     except Exception:  # a Mapping whose lookups raise: reported garbage, not our error
         return None
     return None if usage.is_empty else usage
