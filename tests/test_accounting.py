@@ -395,3 +395,35 @@ def test_the_usage_block_is_the_same_in_every_script(repo_root: Any) -> None:
         end = text.index("  return '[' .. table.concat(out, ',') .. ']'\nend\n", start)
         blocks.append(text[start:end])
     assert blocks[0] == blocks[1] == blocks[2]
+
+
+def test_prices_and_budgets_in_the_config(settings: Settings, tmp_path: Any) -> None:
+    env = {
+        "SWARMSTREAM_REDIS_URL": settings.redis.url,
+        "SWARMSTREAM_NAMESPACE": settings.redis.namespace,
+    }
+    runner = CliRunner()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[prices."claude-sonnet-4-5"]\ninput = 3.0\noutput = 15.0\n'
+        '[budgets.research]\nusd = 5.0\n[budgets."*"]\ntokens = 20000000\n'
+    )
+    r = runner.invoke(app, ["--config", str(good), "budget", "apply"], env=env)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["budget", "show", "--json"], env=env)
+    shown = json.loads(r.stdout)
+    assert shown[SPEC]["usd"] == 5.0 and shown["*"]["tokens"] == 20_000_000
+    # spawned workers get the price table through the environment
+    loaded = Settings.load(good, env={})
+    assert Settings.load(None, env=loaded.to_env()).prices == loaded.prices
+    for text, needle in [
+        ('[prices."m"]\ninput = "cheap"\noutput = 1.0\n', "prices"),
+        ("[budgets.research]\nusd = -1\n", "usd"),
+        ("[budgets.research]\ndollars = 5\n", "dollars"),
+        ('[budgets."bad{name"]\nusd = 1\n', "spec name"),
+    ]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        r = runner.invoke(app, ["--config", str(bad), "config"], env=env)
+        assert r.exit_code == 2, (text, r.output)
+        assert needle in r.output and "Traceback" not in r.output

@@ -142,7 +142,7 @@ def test_show_settings_and_config_redact_the_password(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "hunter2" not in shown.stdout
     doc = json.loads(shown.stdout)
-    assert set(doc) == {"redis", "worker", "retention"}
+    assert set(doc) == {"redis", "worker", "retention", "prices", "budgets"}
     assert doc["redis"]["url"] == "redis://alice:***@db.example:6380/1?password=***"
     assert doc["redis"]["namespace"] == "fromfile"
     assert (doc["worker"]["concurrency"], doc["worker"]["claim_idle"]) == (3, 20.0)

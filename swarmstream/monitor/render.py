@@ -123,15 +123,16 @@ def specs_table(snap: Snapshot, width: int, rows: int | None = None) -> Table:
     _column(t, "cons" if compact else "consumers", right=True)
     spending = any(s.usage.total.attempts or s.budget for s in snap.specs)
     if spending:
-        _column(t, "tokens", right=True)
+        if wide:
+            _column(t, "tokens", right=True)
         _column(t, "cost", right=True)
-        if not compact:
+        if wide:
             _column(t, "budget left", right=True)
 
     for s in shown:
         label = Text(s.name)
-        if s.paused_by:
-            label = Text(f"{s.name} ⏸ paused", style="bold yellow")
+        if s.paused_by:  # paused by a budget (the header says which)
+            label = Text(f"{s.name} ⏸", style="bold yellow")
         t.add_row(*_spec_cells(label, s, compact, wide, spending))
     if len(snap.specs) > 1:
         total = _spec_cells(
@@ -163,8 +164,10 @@ def _spec_cells(
     ]
     if spending:
         total = s.usage.total
-        cells += [fmt_count(total.tokens, compact), fmt_usd(total.cost_usd, total.unpriced)]
-        if not compact:
+        if wide:
+            cells.append(fmt_count(total.tokens, compact))
+        cells.append(fmt_usd(total.cost_usd, total.unpriced))
+        if wide:
             cells.append(_budget_left(s))
     return cells
 
@@ -388,6 +391,8 @@ def header(snap: Snapshot, status: str, width: int) -> list[Text]:
             key_value("tokens", fmt_count(spent.tokens, compact)),
             key_value("cost", fmt_usd(spent.cost_usd, spent.unpriced)),
         ]
+    if paused_specs := [s.name for s in snap.specs if s.paused_by]:
+        items.append(key_value("paused by budget ⏸", ", ".join(paused_specs), "bold yellow"))
     if snap.budget is not None:
         usd, tokens = snap.budget.budget.left(snap.budget.spent)
         left = " · ".join(
