@@ -78,6 +78,21 @@ def summarize(values: list[float]) -> dict[str, float]:
     }
 
 
+#: the columns ``spread_cells`` fills, after a measurement's label
+SPREAD_COLUMNS = ("median", "p90", "min-max", "IQR", "n")
+
+
+def spread_cells(s: dict[str, float]) -> list[str]:
+    """A ``summarize`` result as table cells (ms, one decimal), in SPREAD_COLUMNS order."""
+    return [
+        f"{s['median']:.1f}",
+        f"{s['p90']:.1f}",
+        f"{s['min']:.1f}-{s['max']:.1f}",
+        f"{s['q1']:.1f}-{s['q3']:.1f}",
+        str(int(s["n"])),
+    ]
+
+
 def machine_info(redis_version: str) -> dict[str, Any]:
     """Machine, versions and git state, recorded with every result."""
     cpu_model = ""

@@ -76,7 +76,14 @@ from swarmstream.transport.shards import ShardStore
 from swarmstream.transport.stats import StatsReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import Server, drive, machine_info, summarize
+from benchmarks.common import (
+    SPREAD_COLUMNS,
+    Server,
+    drive,
+    machine_info,
+    spread_cells,
+    summarize,
+)
 
 console = Console() if sys.stdout.isatty() else Console(width=150)
 TARGET_S = 1.0  # one refresh over an 80 ms RTT link
@@ -513,31 +520,22 @@ async def measure_proxy(settings: Settings, url_host: str, port: int, runs: int)
 # -- report ---------------------------------------------------------------------------
 
 
-def _ms(s: dict[str, float]) -> list[str]:
-    return [
-        f"{s['median']:.1f}",
-        f"{s['p90']:.1f}",
-        f"{s['min']:.1f}-{s['max']:.1f}",
-        f"{s['q1']:.1f}-{s['q3']:.1f}",
-        str(int(s["n"])),
-    ]
-
-
 def print_report(r: dict[str, Any]) -> None:
     cfg, lo, px, mem = r["config"], r["loopback"], r["proxy"], r["memory"]
     t = Table(
         title=f"one monitor refresh: {cfg['specs']} specs, {cfg['workers']} workers, "
         f"{cfg['pending']:,} pending, {cfg['backlog']:,} backlog, {cfg['shards']} shards (ms)"
     )
-    for col in ("measurement", "median", "p90", "min-max", "IQR", "n"):
+    for col in ("measurement", *SPREAD_COLUMNS):
         t.add_column(col, justify="left" if col == "measurement" else "right")
-    t.add_row("collect(), loopback, steady state", *_ms(lo["steady_ms"]))
-    t.add_row("collect(), loopback, first snapshot", *_ms(lo["first_snapshot_ms"]))
-    t.add_row("collect(), 80 ms RTT, steady state", *_ms(px["collect_ms"]))
+    t.add_row("collect(), loopback, steady state", *spread_cells(lo["steady_ms"]))
+    t.add_row("collect(), loopback, first snapshot", *spread_cells(lo["first_snapshot_ms"]))
+    t.add_row("collect(), 80 ms RTT, steady state", *spread_cells(px["collect_ms"]))
     t.add_row(
-        f"refresh (collect + render {FRAME[0]}x{FRAME[1]}), 80 ms RTT", *_ms(px["refresh_ms"])
+        f"refresh (collect + render {FRAME[0]}x{FRAME[1]}), 80 ms RTT",
+        *spread_cells(px["refresh_ms"]),
     )
-    t.add_row("first refresh of a new monitor, 80 ms RTT", *_ms(px["first_refresh_ms"]))
+    t.add_row("first refresh of a new monitor, 80 ms RTT", *spread_cells(px["first_refresh_ms"]))
     console.print(t)
     console.print(
         f"round trips per collect(): {lo['round_trips']} (client turns), {px['turns']} "

@@ -22,6 +22,7 @@ from swarmstream.cli import (
     dead_cmd,
     demo_cmd,
     findings_cmd,
+    metrics_cmd,
     protocol_cmd,
     run_cmd,
     server_cmd,
@@ -105,6 +106,7 @@ app.command("worker")(guarded(worker_cmd.worker))
 app.command("run")(guarded(run_cmd.run))
 app.command("status")(guarded(status_cmd.status))
 app.command("monitor")(guarded(status_cmd.monitor))
+app.command("metrics")(guarded(metrics_cmd.metrics))
 app.command("shard")(guarded(shard_cmd.shard))
 app.add_typer(shard_cmd.context_app, name="context")
 app.command("ask")(guarded(ask_cmd.ask_command))

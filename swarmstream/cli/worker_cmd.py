@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,9 +13,15 @@ from swarmstream.errors import ConfigError
 from swarmstream.handlers import Handler, resolve
 from swarmstream.handlers.exec import ExecHandler
 from swarmstream.keys import validate_name
+from swarmstream.metrics import DEFAULT_HOST
+from swarmstream.models import worker_name
 from swarmstream.settings import WorkerSettings
 from swarmstream.worker.process import serve, tune_gc
 from swarmstream.worker.worker import EphemeralWorker
+
+if TYPE_CHECKING:
+    from swarmstream.metrics.server import MetricsServer
+    from swarmstream.metrics.worker import WorkerMetrics
 
 #: the defaults shown in --help; a flag left out is None, so that it overrides
 #: neither the config file nor SWARMSTREAM_* variables
@@ -133,6 +139,27 @@ def worker(
         ),
     ] = None,
     connect_wait: ConnectWait = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Serve this worker's Prometheus metrics on http://METRICS-HOST:PORT/metrics: "
+            "tasks by outcome, handler durations, lease events, reconnects, state. "
+            "\\[default: not served]",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            help="Address of --metrics-port (no authentication: 0.0.0.0 only behind a "
+            "firewall or a proxy).",
+        ),
+    ] = DEFAULT_HOST,
     show_settings: Annotated[
         bool,
         typer.Option(
@@ -177,11 +204,37 @@ def worker(
         if exec_command is not None
         else resolve(handler or "echo")
     )
-    w = EphemeralWorker(specs, chosen, settings, name=name)
-    tune_gc()
-    summary = asyncio.run(serve(w))
+    name = name or worker_name()
+    metrics, server = None, None
+    if metrics_port is not None:  # taken before the worker starts: a busy port fails at once
+        metrics, server = _metrics(settings.redis.namespace, name, metrics_host, metrics_port)
+    try:
+        w = EphemeralWorker(specs, chosen, settings, name=name, hooks=[metrics] if metrics else ())
+        tune_gc()
+        summary = asyncio.run(serve(w))
+    finally:
+        if server is not None:
+            server.close()
     typer.echo(
         f"worker {summary.name}: {summary.done} done, {summary.failed} failed, "
         f"{summary.dead} dead, {summary.retried} retried, {summary.reclaimed} reclaimed",
         err=True,
     )
+
+
+def _metrics(
+    namespace: str, name: str, host: str, port: int
+) -> tuple[WorkerMetrics, MetricsServer]:
+    """The worker's metrics hook and the HTTP endpoint serving it (started)."""
+    import prometheus_client  # imported when used: startup stays lean
+
+    from swarmstream.metrics.server import MetricsServer
+    from swarmstream.metrics.worker import WorkerMetrics
+
+    # no "<counter>_created" series: swarmstream_worker_tasks_created would read as a
+    # count of tasks created (a setting of this process's prometheus_client)
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    metrics = WorkerMetrics(namespace, name)
+    server = MetricsServer(metrics.registry, host, port)
+    typer.echo(f"worker {name}: metrics on {server.url}", err=True)
+    return metrics, server
