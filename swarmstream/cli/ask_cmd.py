@@ -20,11 +20,11 @@ def ask_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     shards: Annotated[
         list[str] | None,
-        typer.Option("--shards", help="Shard ids (repeatable or comma-separated) [default: all]."),
+        typer.Option("--shards", help="Shard ids (repeatable or comma-separated) \\[default: all]."),
     ] = None,
     spec: Annotated[
         str | None,
-        typer.Option("--spec", help="Spec whose workers answer [default: the shards' spec]."),
+        typer.Option("--spec", help="Spec whose workers answer \\[default: the shards' spec]."),
     ] = None,
     deadline: Annotated[float, typer.Option("--deadline", help="Seconds to wait.")] = 30.0,
     k: Annotated[int, typer.Option("--k", help="Passages in the answer.", min=1, max=50)] = 5,

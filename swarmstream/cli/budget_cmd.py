@@ -136,9 +136,9 @@ def budget_clear(ctx: typer.Context, target: Target) -> None:
 
 
 def budget_apply(ctx: typer.Context) -> None:
-    """Write the [budgets] tables of the --config file to Redis.
+    """Write the \\[budgets] tables of the --config file to Redis.
 
-    Each [budgets.<spec>] (or [budgets."*"], the namespace) replaces that budget;
+    Each \\[budgets.<spec>] (or \\[budgets."*"], the namespace) replaces that budget;
     budgets the file does not name are left as they are.
 
     Example: swarmstream --config configs/swarmstream.toml budget apply
