@@ -151,8 +151,7 @@ def parse(url: str) -> RedisUrl:
         master, path = path[0], path[1:]
     elif len(hosts) > 1 and topology is Topology.STANDALONE:
         raise ConfigError(
-            f"invalid Redis URL {shown!r}: several hosts need redis+cluster:// "
-            "or redis+sentinel://"
+            f"invalid Redis URL {shown!r}: several hosts need redis+cluster:// or redis+sentinel://"
         )
     if len(path) > 1:
         raise ConfigError(f"invalid Redis URL {shown!r}: unexpected path {parts.path!r}")

@@ -20,7 +20,9 @@ def ask_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     shards: Annotated[
         list[str] | None,
-        typer.Option("--shards", help="Shard ids (repeatable or comma-separated) \\[default: all]."),
+        typer.Option(
+            "--shards", help="Shard ids (repeatable or comma-separated) \\[default: all]."
+        ),
     ] = None,
     spec: Annotated[
         str | None,

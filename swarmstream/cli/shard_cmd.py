@@ -29,7 +29,9 @@ def _describe(shard: str, manifest: Manifest, version: str) -> str:
 def shard(
     ctx: typer.Context,
     spec: Annotated[str, typer.Argument(help="Spec of the tasks this shard posts.")],
-    shard_id: Annotated[str | None, typer.Option("--id", help="Shard id \\[default: SPEC].")] = None,
+    shard_id: Annotated[
+        str | None, typer.Option("--id", help="Shard id \\[default: SPEC].")
+    ] = None,
     context: Annotated[
         list[Path] | None, typer.Option("--context", help="File or folder to load (repeatable).")
     ] = None,
