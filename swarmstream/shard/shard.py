@@ -19,6 +19,7 @@ from swarmstream.context import Context, Manifest, build, read_paths
 from swarmstream.keys import validate_name
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, Finding, Task, new_task_id
 from swarmstream.shard.borrow import ContextCache
+from swarmstream.answers.citations import CitationChecker
 from swarmstream.shard.synthesis import Knowledge, MergeSynthesizer, Synthesizer
 
 
@@ -168,7 +169,9 @@ class MemoryShard:
             findings = [f for f in findings if f.task_id in wanted]
         ok = {f.task_id for f in findings if f.ok}
         missing = [t for t in expected if t not in ok]
-        knowledge = await (synthesizer or MergeSynthesizer())(self.id, pass_no, findings, missing)
+        if synthesizer is None:  # flags cited sources this shard's context does not hold
+            synthesizer = MergeSynthesizer(checker=CitationChecker(self.store, self.contexts))
+        knowledge = await synthesizer(self.id, pass_no, findings, missing)
         await self.store.put_knowledge(self.id, pass_no, knowledge.to_bytes())
         return knowledge
 

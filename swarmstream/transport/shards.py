@@ -4,7 +4,7 @@ workflow progress. Every multi-key step touches one shard's hash slot."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swarmstream.codec import text as _s
@@ -72,6 +72,20 @@ class ShardStore:
     async def context_version(self, shard: str) -> int | None:
         raw = await self.client.hget(self.keys.shard(shard).meta, "version")
         return int(raw) if raw is not None else None
+
+    async def context_versions(self, shards: Sequence[str]) -> dict[str, int | None]:
+        """The current context version of each shard (None: it has none), read in one
+        round trip (one pipeline per slot group, concurrently, on a cluster)."""
+        commands = [
+            (self.keys.shard(s).meta, ("HGET", self.keys.shard(s).meta, "version")) for s in shards
+        ]
+        replies = await self.link.batch(commands)
+        out: dict[str, int | None] = {}
+        for shard, reply in zip(shards, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            out[shard] = int(reply) if reply is not None else None
+        return out
 
     async def fetch_context(self, shard: str, version: int) -> tuple[bytes, bytes] | None:
         """The blob and manifest of one version, read together (MULTI), or None."""

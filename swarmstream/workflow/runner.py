@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from swarmstream.accounting import spent_by_findings
+from swarmstream.answers import CitationChecker
 from swarmstream.client import Swarm
 from swarmstream.handlers import resolve
 from swarmstream.keys import validate_name
@@ -160,9 +161,12 @@ class WorkflowRunner:
         self.requested = validate_name("run", run_id) if run_id else None
         self.shard = MemoryShard(swarm, workflow.shard, workflow.spec)
         self.store = self.shard.store
+        # a pass's synthesis flags the sources its findings cite that the shard's
+        # context does not hold (swarmstream.answers.citations)
+        checker = CitationChecker(self.store, self.shard.contexts)
         if synthesizer is None and workflow.synthesizer:
-            synthesizer = HandlerSynthesizer(resolve(workflow.synthesizer))
-        self.synthesizer: Synthesizer = synthesizer or MergeSynthesizer()
+            synthesizer = HandlerSynthesizer(resolve(workflow.synthesizer), checker=checker)
+        self.synthesizer: Synthesizer = synthesizer or MergeSynthesizer(checker=checker)
         self.on_progress = on_progress
         self.tick = tick
         self.run_id = ""
