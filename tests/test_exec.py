@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import stat
@@ -37,6 +38,7 @@ INTERESTING = (
     "SWARMSTREAM_ATTEMPT",
     "SWARMSTREAM_PASS",
     "SWARMSTREAM_CONTEXT_FILE",
+    "SWARMSTREAM_CONTEXT_VERSION",
 )
 
 # Reports what it saw as a structured finding: stdin, argv, environment, and the
@@ -171,6 +173,7 @@ async def test_stdin_and_environment_reach_the_command(
         "SWARMSTREAM_ATTEMPT": "2",
         "SWARMSTREAM_PASS": "3",
         "SWARMSTREAM_CONTEXT_FILE": None,  # unset, not "": the task has no shard
+        "SWARMSTREAM_CONTEXT_VERSION": None,
     }
 
 
@@ -276,6 +279,10 @@ def test_parse_output() -> None:
     assert parse_output("{not json}") == Result(content="{not json}")
     assert parse_output('\n{"usage": {"tokens": 3}}\n') == Result(content="", usage={"tokens": 3})
     assert parse_output('{"content": 7, "sources": []}') == Result(content="7")
+    # an answer object that names its list "sources" keeps all its keys
+    kept = parse_output('{"answer": "42", "confidence": 0.9, "sources": ["a.md:3"]}')
+    assert kept.sources == ("a.md:3",) and kept.data == {"answer": "42", "confidence": 0.9}
+    assert json.loads(kept.content)["answer"] == "42"
     with pytest.raises(HandlerError):
         parse_output('{"content": "x", "usage": 3}')
     with pytest.raises(HandlerError):
@@ -332,6 +339,7 @@ async def test_context_file_is_written_once_per_version_and_reused(
         assert {s["env"]["SWARMSTREAM_PASS"] for s in seen} == {"1"}
         assert {s["context"] for s in seen} == {v1.text}
         assert {s["env"]["SWARMSTREAM_CONTEXT_FILE"] for s in seen} == {path}
+        assert {s["env"]["SWARMSTREAM_CONTEXT_VERSION"] for s in seen} == {str(v1.version)}
         assert len({tuple(s["context_id"]) for s in seen}) == 1, "the file was rewritten"
         assert handler.context_writes == 1
         folder = Path(path).parent

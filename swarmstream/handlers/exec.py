@@ -20,7 +20,8 @@ lines printed so far), for the caller's ``swarmstream.usage.metering()``.
 The environment is the worker's plus ``SWARMSTREAM_TASK_ID``, ``SWARMSTREAM_SPEC``,
 ``SWARMSTREAM_SHARD``, ``SWARMSTREAM_ATTEMPT``, ``SWARMSTREAM_PASS`` and
 ``SWARMSTREAM_CONTEXT_FILE``: the path of the parent shard's borrowed context, written
-once per context version into a private temporary folder (unset without a shard).
+once per context version into a private temporary folder, and
+``SWARMSTREAM_CONTEXT_VERSION``, that version (both unset without a shard).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ _TASK_VARIABLES = frozenset(
         "SWARMSTREAM_ATTEMPT",
         "SWARMSTREAM_PASS",
         "SWARMSTREAM_CONTEXT_FILE",
+        "SWARMSTREAM_CONTEXT_VERSION",
     }
 )
 
@@ -282,6 +284,9 @@ class ExecHandler:
             }
             if held is not None:  # unset without a shard: "" would name the cwd
                 env["SWARMSTREAM_CONTEXT_FILE"] = held.path
+                version = getattr(context, "version", None)
+                if isinstance(version, int):  # what citations are checked against
+                    env["SWARMSTREAM_CONTEXT_VERSION"] = str(version)
             out = await self._run(task.text.encode("utf-8"), env)
         finally:
             if held is not None:

@@ -183,10 +183,20 @@ def _message(value: Any) -> str | None:
     return None
 
 
+#: keys of our object that describe usage, not the finding
+_USAGE_KEYS = frozenset({"cost_usd", "model", "session_id", "turns", "result"})
+
+
 def _own(value: dict[str, Any]) -> AgentOutput:
     fields = {k: value[k] for k in _OWN_KEYS if k in value}
     if "content" not in fields and isinstance(value.get("result"), str):
         fields["content"] = value["result"]  # as `claude -p --output-format json` names it
+    extra = {k: v for k, v in value.items() if k not in _OWN_KEYS and k not in _USAGE_KEYS}
+    if extra and "content" not in fields:
+        # an object of the agent's own (an answer with its "sources"): the finding's
+        # content is the whole object, and its other keys are its data
+        fields["content"] = json.dumps(value, ensure_ascii=False)
+        fields.setdefault("data", extra)
     content = fields.get("content")
     return AgentOutput(
         OBJECT,
