@@ -45,7 +45,7 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
 
 
 def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
-    """The figures of the cluster and accounting steps."""
+    """The figures of the cluster, accounting and answers steps."""
     figures: dict[str, Any] = {}
     if cl := data["cluster"]:
         figures["cluster"] = {
@@ -62,13 +62,32 @@ def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
             "ratio_per_repeat": acct["ratio_per_repeat"],
             "tasks_per_s": {k: v["tasks_per_s"] for k, v in acct["results"].items()},
         }
+    if ans := data.get("answers"):
+        figures["answers"] = _answers_figures(ans)
     return figures
+
+
+def _answers_figures(ans: dict[str, Any]) -> dict[str, Any]:
+    """Recall, abstentions and latency of ``ask`` (benchmarks/answers_eval.py)."""
+    cfg, res, lat = ans["config"], ans["results"], ans["latency_ms"]
+    return {
+        "config": {
+            k: cfg[k] for k in ("tokens", "shards", "facts", "questions", "threshold", "k", "seed")
+        },
+        "recall_exact_line": res["answerable"]["recall_exact_line"],
+        "false_not_found": res["answerable"]["abstained"],
+        "not_found": {k: v["abstained"] for k, v in res.items() if k != "answerable"},
+        "questions": {k: v["n"] for k, v in res.items()},
+        "latency_ms": {"p50": lat["median"], "p90": lat["p90"], "max": lat["max"]},
+        "first_question_s": ans["timings_s"]["first_question"],
+        "goals": ans["goals"],
+    }
 
 
 def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
-    more = ("workflow", "peers", "scale", "malformed", "cluster", "accounting", "run")
+    more = ("workflow", "peers", "scale", "malformed", "cluster", "accounting", "answers", "run")
     data |= {n: _load(out, n) for n in more}
     machine: dict[str, Any] = next(
         (d["machine"] for d in data.values() if d and "machine" in d), {}
@@ -230,6 +249,38 @@ def _markdown_more(f: dict[str, Any]) -> list[str]:
             md.append(f"| {what} | {s['median']:.0f} | {s['min']:.0f}-{s['max']:.0f} |")
     if "cluster" in f:
         md += _markdown_cluster(f["cluster"])
+    if "answers" in f:
+        md += _markdown_answers(f["answers"])
+    return md
+
+
+def _markdown_answers(a: dict[str, Any]) -> list[str]:
+    """ask on a generated corpus: recall of path:line, 'not found' where it should be."""
+    cfg, n = a["config"], a["questions"]
+    md = [
+        "",
+        f"| ask, built-in retrieve, no LLM: {cfg['tokens']:,} tokens on {cfg['shards']} shards, "
+        f"threshold {cfg['threshold']:g} | questions | measured | goal |",
+        "|---|---:|---:|---:|",
+        f"| recall of the exact path:line (answerable, paraphrased) | {n['answerable']} | "
+        f"{a['recall_exact_line']:.1%} | >= 95% |",
+        f"| answered 'not found' although answerable | {n['answerable']} | "
+        f"{a['false_not_found']:.1%} | |",
+    ]
+    what = {
+        "unanswerable": ("'not found': things nowhere in the corpus", ">= 90%"),
+        "near_miss": ("'not found': near miss, a name the corpus lacks", ">= 90%"),
+        "near_miss_known": ("'not found': near miss, a name the corpus has elsewhere", ""),
+        "unstated": ("'not found': an unstated attribute of a known entity", ""),
+    }
+    for kind, (label, goal) in what.items():
+        if kind in a["not_found"]:
+            md.append(f"| {label} | {n[kind]} | {a['not_found'][kind]:.1%} | {goal} |")
+    lat = a["latency_ms"]
+    md.append(
+        f"| latency per question, p50 / p90 / max | {sum(n.values())} | {lat['p50']:.0f} / "
+        f"{lat['p90']:.0f} / {lat['max']:.0f} ms | |"
+    )
     return md
 
 

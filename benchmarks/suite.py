@@ -43,6 +43,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "malformed": ("malformed.py", [], ["--quick"]),
     "cluster": ("cluster.py", [], ["--quick"]),
     "accounting": ("accounting.py", [], ["--quick"]),
+    "answers": ("answers_eval.py", [], ["--quick", "--check"]),
 }
 
 

@@ -156,8 +156,11 @@ async def test_coordinate_submit_wait_findings_status_dead(
                 retriever = spawn(settings, ["lookup"], "retrieve")
                 try:
                     answer = await call(session, "ask", question="where do shipments stall?")
+                    nowhere = await call(session, "ask", question="where do zeppelins stall?")
                 finally:
                     stop(retriever)
+                assert nowhere["found"] is False and "zeppelin" in nowhere["reason"]
+                assert answer["found"] is True
                 assert answer["answered"] == ["handbook"] and answer["missing"] == []
                 assert answer["passages"][0]["source"].startswith("ops/ship.md:")
                 assert "customs gate" in answer["text"]

@@ -7,6 +7,16 @@ folded; a passage scores BM25 (k1 1.2, b 0.75) plus twice the BM25 of its best l
 The index of a context version is built once per handler (the worker resolves its
 handler once) and cached by (shard, version, digest); building and scoring run in a
 thread, never on the worker's event loop.
+
+BM25 scores rank passages but are not comparable across shards (each has its own
+term statistics) or questions (longer questions score higher), so every hit also
+carries ``support``, a number from 0 to 1 (``support()``): the IDF-weighted share
+of the question's terms held by the passage's best ``SUPPORT_LINES`` consecutive
+lines, times the share of the question's names and numbers they hold; 0 when the
+question has a term the shard never uses. Each hit lists those terms
+(``matched``), and the finding's ``data.query`` gives each query term's document
+frequency in this shard (``unknown``: the terms it lacks), so that ``ask`` computes
+the same measure over the statistics of all the shards it asked.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import math
 import re
 from array import array
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +41,9 @@ K1 = 1.2
 B = 0.75
 #: Weight of a passage's best line in its score (proximity of the matched words).
 LINE_WEIGHT = 2.0
+#: Consecutive lines of a passage that ``support`` weighs together: the question's
+#: terms must sit close to one another (about a sentence) to support an answer.
+SUPPORT_LINES = 3
 #: Passages returned when the task does not say (``task.data = {"k": 5}``).
 DEFAULT_K = 5
 MAX_K = 100
@@ -42,6 +55,13 @@ _STOPWORDS = """a about after all also am an and any are as at be been before be
     whom why will with would you your"""
 STOPWORDS = frozenset(_STOPWORDS.split())
 _WORD = re.compile(r"[^\W_]+")
+#: What ends a sentence: the word after one of these (or the first word) may be
+#: capitalized without being a name.
+_SENTENCE_END = frozenset(".?!:;\n")
+#: A word written as code: ``max_retries``, ``app.toml``, ``/etc/hosts``.
+_CODE = re.compile(r"/?[^\W_]{2,}(?:[./][^\W_]{2,})+|[^\W_]+(?:_[^\W_]+)+")
+_JOINED = re.compile(r"[^\W_]+(?:[-_./][^\W_]+)+")
+_EDGES = "\"'`()[]{},;:?!.\u201c\u201d\u2018\u2019"
 
 IndexKey = tuple[str, int, str]
 
@@ -69,6 +89,95 @@ def terms(text: str, memo: dict[str, str] | None = None) -> list[str]:
         if term:
             out.append(term)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    """A search term of a question; ``name`` when it comes from a name, a number or
+    code (a capitalized word inside a sentence, an acronym, a word with a digit, a
+    word in backticks, joined by ``_ . /`` or by ``-`` to a number), which a passage
+    must hold to support an answer."""
+
+    term: str
+    name: bool = False
+
+
+def _is_code(chunk: str) -> bool:
+    """True for a whitespace-delimited piece of a question written as code: in
+    backticks, joined by ``_ . /``, or joined by ``-`` to a number (``db-east-07``)."""
+    word = chunk.strip(_EDGES)
+    if chunk.startswith("`") or _CODE.fullmatch(word):
+        return True
+    return bool(_JOINED.fullmatch(word)) and any(c.isdigit() for c in word)
+
+
+def _name_like(text: str, start: int, word: str, code: bool) -> bool:
+    if code or any(c.isdigit() for c in word) or any(c.isupper() for c in word[1:]):
+        return True
+    if not word[0].isupper():
+        return False
+    before = text[:start].rstrip(" \t\"'`([{\u201c\u2018")
+    return bool(before) and before[-1] not in _SENTENCE_END
+
+
+def query_terms(question: str) -> list[QueryTerm]:
+    """The distinct search terms of ``question`` in order, each marked when it comes
+    from a name, a number or code (``QueryTerm``). The first word of a sentence is a
+    name only if it is an acronym, holds a digit or is code: its capital says nothing."""
+    flags: dict[str, bool] = {}
+    memo: dict[str, str] = {}
+    for chunk in re.finditer(r"\S+", question):
+        code = _is_code(chunk.group())
+        for m in _WORD.finditer(chunk.group()):
+            at = chunk.start() + m.start()
+            for term in terms(m.group(), memo):
+                flags[term] = flags.get(term, False) or _name_like(question, at, m.group(), code)
+    return [QueryTerm(t, n) for t, n in flags.items()]
+
+
+def idf(units: int, df: int) -> float:
+    """BM25's inverse document frequency of a term found in ``df`` of ``units``."""
+    return math.log(1.0 + (units - df + 0.5) / (df + 0.5))
+
+
+def support(
+    query: Sequence[QueryTerm], idfs: Mapping[str, float], matched: Collection[str]
+) -> float:
+    """How well a passage holding the terms ``matched`` supports an answer to a
+    question of terms ``query``: from 0 to 1, comparable across shards and questions.
+
+    ``idfs`` holds the IDF of each query term the corpus knows; a term it lacks
+    (absent from ``idfs``) makes the support 0: no passage can state an answer in
+    words the corpus never uses. Otherwise the measure is the IDF-weighted share of
+    the query's terms the passage holds, times the share of the query's names and
+    numbers it holds: a passage about another place than the one asked about
+    supports nothing, however many other words it shares with the question."""
+    if not query or any(q.term not in idfs for q in query):
+        return 0.0
+    total = sum(idfs[q.term] for q in query)
+    if total <= 0.0:
+        return 0.0
+    covered = sum(idfs[q.term] for q in query if q.term in matched) / total
+    names = [q.term for q in query if q.name]
+    named = sum(1 for t in names if t in matched) / len(names) if names else 1.0
+    return covered * named
+
+
+def best_window(
+    query: Sequence[QueryTerm], idfs: Mapping[str, float], passage: str
+) -> tuple[float, set[str]]:
+    """The ``support`` of the ``SUPPORT_LINES`` consecutive lines of ``passage`` that
+    hold the most of the question (IDF-weighted), and the query terms they hold."""
+    wanted = {q.term for q in query}
+    lines = [wanted.intersection(terms(line)) for line in passage.split("\n")]
+    held: set[str] = set()
+    mass = -1.0
+    for i in range(max(1, len(lines) - SUPPORT_LINES + 1)):
+        window = set().union(*lines[i : i + SUPPORT_LINES])
+        weight = sum(idfs.get(t, 0.0) for t in window)
+        if weight > mass:
+            held, mass = window, weight
+    return support(query, idfs, held), held
 
 
 def passages(text: str, start: int, end: int, window: int) -> list[tuple[int, int]]:
@@ -105,6 +214,46 @@ class Hit:
     line: str
     score: float
     text: str
+    support: float = 0.0
+    matched: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "line": self.line,
+            "score": self.score,
+            "text": self.text,
+            "support": self.support,
+            "matched": list(self.matched),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The hits of a question, and the statistics of its terms in this index: the
+    number of passages and each term's document frequency (0: unknown here)."""
+
+    query: tuple[QueryTerm, ...]
+    units: int
+    df: dict[str, int]
+    hits: list[Hit]
+
+    def stats(self) -> dict[str, Any]:
+        """The ``data.query`` of a finding: what ``ask`` needs to weigh terms over all
+        the shards it asked."""
+        return {
+            "passages": self.units,
+            "terms": [
+                {
+                    "term": q.term,
+                    "name": q.name,
+                    "df": self.df[q.term],
+                    "idf": round(idf(self.units, self.df[q.term]), 4),
+                }
+                for q in self.query
+            ],
+            "unknown": [q.term for q in self.query if not self.df[q.term]],
+        }
 
 
 class _Postings:
@@ -183,6 +332,10 @@ class Index:
     def __len__(self) -> int:
         return len(self.spans)
 
+    def df(self, term: str) -> int:
+        """In how many passages ``term`` occurs."""
+        return len(self.passages.arrays.get(term, _EMPTY)[0])
+
     def search(self, query: str, k: int) -> list[tuple[int, int, float]]:
         """The ``k`` best passages as ``(passage, best line, score)``, best first."""
         wanted = set(terms(query))
@@ -199,13 +352,26 @@ class Index:
 
     def hits(self, context: Context, query: str, k: int) -> list[Hit]:
         """Search and render: citations of each passage and its best line, its text."""
+        return self.answer(context, query, k).hits
+
+    def answer(self, context: Context, question: str, k: int) -> Search:
+        """Search, render each hit (citations of the passage and its best line, its
+        text, the query terms it holds and its ``support``) and give the query's term
+        statistics in this index."""
         text = context.text
+        query = tuple(query_terms(question))
+        df = {q.term: self.df(q.term) for q in query}
+        units = len(self.spans)
+        idfs = {t: idf(units, n) for t, n in df.items() if n}
         out: list[Hit] = []
-        for pid, line, score in self.search(query, k):
+        for pid, line, score in self.search(question, k):
             start, end = self.spans[pid]
-            cite_line = context.cite(*self.line_spans[line])
-            out.append(Hit(context.cite(start, end), cite_line, score, text[start:end]))
-        return out
+            passage = text[start:end]
+            value, held = best_window(query, idfs, passage)
+            matched = tuple(q.term for q in query if q.term in held)
+            cite, cite_line = context.cite(start, end), context.cite(*self.line_spans[line])
+            out.append(Hit(cite, cite_line, score, passage, round(value, 4), matched))
+        return Search(query, units, df, out)
 
 
 def top_k(data: Any, default: int = DEFAULT_K) -> int:
@@ -241,15 +407,14 @@ class Retrieve:
             raise HandlerError(f"retrieve needs a shard Context, got {type(context).__name__}")
         k = top_k(task.data)
         index = await self.index(context)
-        found = await asyncio.to_thread(index.hits, context, task.text, k)
+        found = await asyncio.to_thread(index.answer, context, task.text, k)
         return Result(
-            content="\n\n".join(f"[{h.source}] {h.text}" for h in found),
-            sources=tuple(h.source for h in found),
+            content="\n\n".join(f"[{h.source}] {h.text}" for h in found.hits),
+            sources=tuple(h.source for h in found.hits),
             data={
-                "hits": [
-                    {"source": h.source, "line": h.line, "score": h.score, "text": h.text}
-                    for h in found
-                ]
+                "hits": [h.to_json() for h in found.hits],
+                "query": found.stats(),
+                "context_version": context.version,
             },
         )
 

@@ -35,7 +35,7 @@ from swarmstream.mcp.desk import Desk
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, Task
 from swarmstream.monitor.snapshot import collect
 from swarmstream.settings import Settings
-from swarmstream.shard.scatter import ask
+from swarmstream.shard.gather import DEFAULT_THRESHOLD, ask
 from swarmstream.transport.errors import translate
 from swarmstream.worker.execution import TRANSIENT, describe
 
@@ -346,13 +346,22 @@ class SwarmTools:
         ] = None,
         deadline: Annotated[float, Field(ge=0, le=600, description="Seconds to wait.")] = 30.0,
         k: Annotated[int, Field(ge=1, le=50, description="Passages in the answer.")] = 5,
+        threshold: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=1,
+                description="Least support (0-1) a passage needs to count as an answer.",
+            ),
+        ] = DEFAULT_THRESHOLD,
     ) -> dict[str, Any]:
         """Ask every memory shard a question and merge their cited passages.
 
         One task per shard goes to the shards' spec (workers with the retrieve
-        handler answer from the shard's context). Returns the best passages with
-        path:line sources, the shards that answered, and those that missed the
-        deadline (the answer is then partial).
+        handler answer from the shard's context). Returns found (false: no shard
+        supports an answer, and reason says why), the best passages with path:line
+        sources, the shards searched, and those that missed the deadline (the
+        answer is then partial).
         """
         store = self.swarm.transport.shards
         ids = [validate_name("shard", s) for s in shards or []] or await store.shard_ids()
@@ -361,7 +370,8 @@ class SwarmTools:
         chosen = spec or (await store.meta(ids[0])).get("spec")
         if not chosen:
             raise ConfigError(f"shard {ids[0]!r} has no spec: give spec")
-        result = await ask(self.swarm, question, ids, validate_name("spec", chosen), deadline, k)
+        chosen = validate_name("spec", chosen)
+        result = await ask(self.swarm, question, ids, chosen, deadline, k, threshold=threshold)
         return views.answer(result)
 
     @_guarded

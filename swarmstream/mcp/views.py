@@ -6,7 +6,7 @@ from typing import Any
 
 from swarmstream.mcp.ledger import Held
 from swarmstream.models import Task
-from swarmstream.shard.scatter import Answer
+from swarmstream.shard.gather import Answer
 
 
 def submitted(task: Task) -> dict[str, Any]:
@@ -31,14 +31,6 @@ def claimed(held: Held, now: float) -> dict[str, Any]:
 
 
 def answer(a: Answer) -> dict[str, Any]:
-    """The merged answer of ``ask`` (the ``swarmstream ask --json`` shape, plus text)."""
-    return {
-        "question": a.question,
-        "answered": list(a.answered),
-        "missing": list(a.missing),
-        "passages": [
-            {"source": p.source, "line": p.line, "shard": p.shard, "score": p.score, "text": p.text}
-            for p in a.passages
-        ],
-        "text": a.text,
-    }
+    """The merged answer of ``ask`` (the ``swarmstream ask --json`` shape, plus text):
+    ``found`` false says no shard supports an answer, and ``reason`` why."""
+    return {**a.to_json(), "text": a.text}

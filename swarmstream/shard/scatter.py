@@ -1,30 +1,43 @@
-"""Scatter-gather across memory shards.
+"""Scatter-gather across memory shards: the scatter half.
 
 A corpus too large for one context is split over several shards by a token budget
 (``split_corpus``, ``load_shards``). A question is then posted once per shard; the
 workers of the spec (for example the built-in ``retrieve`` handler) answer from
-their shard's context, and ``ask`` merges whatever arrived before the deadline into
-one ranked answer that names the shards that answered and those that did not.
+their shard's context, and ``ask`` (``swarmstream.shard.gather``, re-exported here)
+merges whatever arrived before the deadline into one answer that names the shards
+that answered and those that did not, and says "not found" when no passage
+supports an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from swarmstream.client import Swarm
 from swarmstream.context import CHARS_PER_TOKEN, DocumentPart
-from swarmstream.keys import validate_name
-from swarmstream.models import Finding, Task
+from swarmstream.shard.gather import (
+    DEFAULT_THRESHOLD,
+    GRACE,
+    MAX_K,
+    Answer,
+    Passage,
+    ask,
+    merge,
+)
 from swarmstream.shard.shard import MemoryShard
 
-#: Extra seconds ``ask`` allows Redis replies in flight at the deadline to land.
-GRACE = 0.5
-#: Most passages one answer can hold (and one shard is asked for).
-MAX_K = 100
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "GRACE",
+    "MAX_K",
+    "Answer",
+    "Passage",
+    "ask",
+    "load_shards",
+    "merge",
+    "split_corpus",
+]
 
 
 def _stored(text: str) -> int:
@@ -127,149 +140,3 @@ async def load_shards(
     shards = [MemoryShard(swarm, f"{prefix}-{i}", spec) for i in range(1, len(parts) + 1)]
     await asyncio.gather(*(s.load_documents(p) for s, p in zip(shards, parts, strict=True)))
     return shards
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """One passage of an answer: its citation, the shard that found it, its score, and
-    the citation of its best-matching line (when the handler gave one)."""
-
-    source: str
-    shard: str
-    score: float
-    text: str
-    line: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The merged answer of the shards asked: ``passages`` best first; ``missing`` are
-    the shards that missed the deadline or failed."""
-
-    question: str
-    passages: tuple[Passage, ...]
-    answered: tuple[str, ...]
-    missing: tuple[str, ...]
-    text: str
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        return tuple(p.source for p in self.passages)
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing
-
-
-async def ask(
-    swarm: Swarm,
-    question: str,
-    shards: Sequence[str],
-    spec: str,
-    deadline: float,
-    k: int = 5,
-) -> Answer:
-    """Ask every shard ``question`` and merge the answers that arrive in time.
-
-    One task per shard is posted to ``spec`` (it borrows that shard's context);
-    ``deadline`` is the number of seconds to wait for their findings. Returns within
-    ``deadline`` plus a fraction of a second whatever happens; a shard with no
-    finding by then, or a failed one, is listed in ``missing``. The ``k`` best
-    passages over all shards are kept (each shard is asked for its ``k`` best).
-    """
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be from 1 to {MAX_K}")
-    if not shards:
-        raise ValueError("ask needs at least one shard")
-    end = time.monotonic() + max(0.0, deadline)
-    ids = list(dict.fromkeys(shards))
-    # the tasks MemoryShard.post would make, posted for all shards in one round trip
-    tasks = [Task(spec, question, data={"k": k}, shard=validate_name("shard", s)) for s in ids]
-    found: dict[str, Finding] = {}
-    try:
-        async with asyncio.timeout(_left(end) + GRACE):
-            await swarm.submit_many(tasks)
-            found = await swarm.wait_many(tasks, timeout=_left(end))
-    except TimeoutError:
-        pass  # Redis too slow: whatever did not arrive in time is missing
-    return _answer(question, ids, tasks, found, deadline, k)
-
-
-def _left(end: float) -> float:
-    return max(0.0, end - time.monotonic())
-
-
-def _answer(
-    question: str,
-    ids: Sequence[str],
-    tasks: Sequence[Task],
-    found: dict[str, Finding],
-    deadline: float,
-    k: int,
-) -> Answer:
-    by_shard = {t.shard: found.get(t.id) for t in tasks}
-    answered: list[str] = []
-    missing: list[str] = []
-    why: dict[str, str] = {}
-    best: dict[str, Passage] = {}
-    for shard in ids:
-        f = by_shard.get(shard)
-        if f is None or not f.ok:
-            missing.append(shard)
-            late = f"no answer within {deadline:g}s"
-            why[shard] = late if f is None else f"failed: {f.error or f.status.value}"
-            continue
-        answered.append(shard)
-        for p in _passages(shard, f):
-            if p.source not in best or p.score > best[p.source].score:
-                best[p.source] = p
-    ranked = sorted(best.values(), key=lambda p: (-p.score, p.shard, p.source))[:k]
-    text = _render(question, ids, answered, why, ranked)
-    return Answer(question, tuple(ranked), tuple(answered), tuple(missing), text)
-
-
-def _passages(shard: str, f: Finding) -> list[Passage]:
-    """Passages of a finding: its ``data.hits`` (as ``retrieve`` returns them), else
-    its content as one passage with its sources."""
-    data: Any = f.data
-    hits = data.get("hits") if isinstance(data, dict) else None
-    if isinstance(hits, list):
-        return [
-            Passage(
-                source=str(h.get("source", "")),
-                shard=shard,
-                score=float(h.get("score", 0.0)),
-                text=str(h.get("text", "")),
-                line=str(h.get("line", "")),
-            )
-            for h in hits
-            if isinstance(h, dict)
-        ]
-    if not f.content.strip():
-        return []
-    return [Passage(", ".join(f.sources) or shard, shard, 0.0, f.content.strip())]
-
-
-def _render(
-    question: str,
-    ids: Sequence[str],
-    answered: Sequence[str],
-    why: dict[str, str],
-    passages: Sequence[Passage],
-) -> str:
-    lines = [f"Question: {question}"]
-    if answered:
-        lines.append(f"Answered by {len(answered)} of {len(ids)} shards: {', '.join(answered)}.")
-    else:
-        lines.append(f"No shard answered (asked {len(ids)}).")
-    if why:
-        lines.append("Missing: " + "; ".join(f"{s} ({r})" for s, r in why.items()) + ".")
-        lines.append("The answer is partial: it covers only the shards that answered.")
-    if not passages:
-        lines.append("No passage matched." if answered else "")
-        return "\n".join(x for x in lines if x)
-    lines.append("Passages:")
-    for i, p in enumerate(passages, start=1):
-        lines.append(f"{i}. [{p.source}] ({p.shard}, score {p.score:.2f})")
-        lines += [f"   {row}" for row in p.text.splitlines()]
-    return "\n".join(lines)
