@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from swarmstream import codec
+from swarmstream.answers.citations import CitationChecker
 from swarmstream.client import Swarm
 from swarmstream.context import Context, Manifest, build, read_paths
 from swarmstream.keys import validate_name
 from swarmstream.models import DEFAULT_MAX_ATTEMPTS, Finding, Task, new_task_id
 from swarmstream.shard.borrow import ContextCache
-from swarmstream.answers.citations import CitationChecker
 from swarmstream.shard.synthesis import Knowledge, MergeSynthesizer, Synthesizer
 
 
