@@ -64,7 +64,25 @@ def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
         }
     if ans := data.get("answers"):
         figures["answers"] = _answers_figures(ans)
+    if cli := data.get("cli_startup"):
+        figures["cli"] = _cli_figures(cli)
     return figures
+
+
+def _cli_figures(cli: dict[str, Any]) -> dict[str, Any]:
+    """CLI start-up per command (medians, ms) and the bulk submit rate
+    (benchmarks/cli_startup.py)."""
+    commands, bulk = cli["commands"], cli["bulk"] or {}
+    return {
+        "to_first_redis_ms": {
+            k: v["to_first_ms"]["median"] for k, v in commands.items() if v["to_first_ms"]
+        },
+        "total_ms": {k: v["total_ms"]["median"] for k, v in commands.items()},
+        "bulk_tasks": bulk.get("tasks"),
+        "bulk_tasks_per_s": bulk.get("tasks_per_s", {}).get("median"),
+        "singles_tasks_per_s": cli["singles"]["tasks_per_s"],
+        "imports": cli["machine"].get("cli_imports", {}),
+    }
 
 
 def _answers_figures(ans: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +106,7 @@ def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
     more = ("workflow", "peers", "scale", "malformed", "cluster", "accounting", "answers", "run")
-    data |= {n: _load(out, n) for n in more}
+    data |= {n: _load(out, n) for n in (*more, "cli_startup")}
     machine: dict[str, Any] = next(
         (d["machine"] for d in data.values() if d and "machine" in d), {}
     )

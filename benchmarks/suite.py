@@ -44,6 +44,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "cluster": ("cluster.py", [], ["--quick"]),
     "accounting": ("accounting.py", [], ["--quick"]),
     "answers": ("answers_eval.py", [], ["--quick", "--check"]),
+    "cli_startup": ("cli_startup.py", [], ["--quick"]),
 }
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,70 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SpecDefaults:
+    """The defaults of one spec, ``[specs.<name>]`` in the config file: what ``submit``
+    gives that spec's tasks and how ``worker <name>`` runs them, unless a flag (or a
+    task's own line) says otherwise. None: not set (the generic setting applies)."""
+
+    #: deliveries before dead-lettering, for tasks that set none (``submit``)
+    max_attempts: int | None = None
+    #: handler time limit per attempt (s): ``submit`` gives it to tasks that set none,
+    #: a worker applies it to tasks that arrive without one (``default_timeout``)
+    timeout: float | None = None
+    #: the worker's external command (``worker --exec``), split like a shell line
+    exec: str | None = None
+    #: the worker's handler (``worker --handler``); exclusive with ``exec``
+    handler: str | None = None
+    #: the worker's tasks at once (``worker --concurrency``)
+    concurrency: int | None = None
+
+    @classmethod
+    def from_config(cls, where: str, table: Any) -> SpecDefaults:
+        """Check a ``[specs.<name>]`` table (``where`` names it in errors)."""
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        known = [f.name for f in fields(cls)]
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+            if value is None:
+                continue
+            if not _spec_value_ok(key, value):
+                raise ConfigError(f"{where}: {key} {_SPEC_RULES[key]}, got {value!r}")
+        if table.get("exec") is not None and table.get("handler") is not None:
+            raise ConfigError(f"{where}: give exec or handler, not both")
+        values = dict(table)
+        if values.get("timeout") is not None:
+            values["timeout"] = float(values["timeout"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The keys that are set, as in the config file."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+#: what each [specs.<name>] key must be (the end of its error message)
+_SPEC_RULES = {
+    "max_attempts": "must be an integer between 1 and 1000",
+    "timeout": "must be a positive number of seconds",
+    "exec": "must be a non-empty command string",
+    "handler": "must be a handler name or module:function",
+    "concurrency": "must be an integer of at least 1",
+}
+
+
+def _spec_value_ok(key: str, value: Any) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key == "max_attempts":
+        return number and isinstance(value, int) and 1 <= value <= 1000
+    if key == "concurrency":
+        return number and isinstance(value, int) and value >= 1
+    if key == "timeout":
+        return number and 0 < value < float("inf")
+    return isinstance(value, str) and value.strip() != ""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a swarmstream process needs, resolved once."""
 
@@ -137,6 +201,9 @@ class Settings:
     #: ``[budgets.<spec>]`` and ``[budgets."*"]`` (the namespace): what
     #: ``swarmstream budget apply`` writes to Redis
     budgets: Mapping[str, Any] = field(default_factory=dict)
+    #: ``[specs.<spec>]``: per-spec defaults of submit and worker (``SpecDefaults``).
+    #: Spawned workers get them as SWARMSTREAM_SPECS (JSON).
+    specs: Mapping[str, SpecDefaults] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -158,11 +225,12 @@ class Settings:
             flat.update(data.pop("", {}))
             tables.update(data)
         flat.update(_from_env(env))
-        if raw := env.get("SWARMSTREAM_PRICES"):
-            try:
-                tables["prices"] = json.loads(raw)
-            except ValueError:
-                raise ConfigError("SWARMSTREAM_PRICES is not valid JSON") from None
+        for table in ("prices", "specs"):
+            if raw := env.get(f"SWARMSTREAM_{table.upper()}"):
+                try:
+                    tables[table] = json.loads(raw)
+                except ValueError:
+                    raise ConfigError(f"SWARMSTREAM_{table.upper()} is not valid JSON") from None
         flat.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls.from_flat(flat), **_tables(tables))
 
@@ -196,6 +264,32 @@ class Settings:
         """A copy with some worker settings changed."""
         return replace(self, worker=replace(self.worker, **changes))
 
+    def spec(self, name: str) -> SpecDefaults:
+        """The defaults of spec ``name`` (all None when it has no ``[specs]`` table)."""
+        return self.specs.get(name) or SpecDefaults()
+
+    def spec_defaults(self, names: Sequence[str]) -> SpecDefaults:
+        """The defaults of a worker serving ``names``: each key set by one of the specs
+        or set alike by several; specs that disagree on a key are a ConfigError (one
+        worker runs one handler: give the flag, or run one worker per spec)."""
+        merged: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for name in names:
+            for key, value in self.spec(name).to_json().items():
+                if key in merged and merged[key] != value:
+                    raise ConfigError(
+                        f"[specs.{origin[key]}] and [specs.{name}] set different {key} "
+                        f"({merged[key]!r}, {value!r}): give --{key.replace('_', '-')} "
+                        "or run one worker per spec"
+                    )
+                merged[key], origin[key] = value, name
+        if "exec" in merged and "handler" in merged:
+            raise ConfigError(
+                f"[specs.{origin['exec']}] sets exec and [specs.{origin['handler']}] handler: "
+                "give --exec or --handler, or run one worker per spec"
+            )
+        return SpecDefaults(**merged)
+
     def to_json(self) -> dict[str, dict[str, Any]]:
         """Every setting by section, as in the TOML file, with the URL's password
         redacted: what ``swarmstream config`` and ``worker --show-settings`` print."""
@@ -203,6 +297,8 @@ class Settings:
         out["redis"]["url"] = self.redis.redacted_url
         out["prices"] = dict(self.prices)
         out["budgets"] = dict(self.budgets)
+        if self.specs:
+            out["specs"] = self._specs_json()
         return out
 
     def to_env(self) -> dict[str, str]:
@@ -218,7 +314,12 @@ class Settings:
                     out[_env_name(f.name)] = str(value)
         if self.prices:
             out["SWARMSTREAM_PRICES"] = json.dumps(self.prices)
+        if self.specs:
+            out["SWARMSTREAM_SPECS"] = json.dumps(self._specs_json())
         return out
+
+    def _specs_json(self) -> dict[str, dict[str, Any]]:
+        return {name: defaults.to_json() for name, defaults in self.specs.items()}
 
     def _sections(self) -> tuple[tuple[str, Any], ...]:
         return (("redis", self.redis), ("worker", self.worker), ("retention", self.retention))
@@ -227,11 +328,12 @@ class Settings:
 def env_names() -> frozenset[str]:
     """Every environment variable ``Settings.load`` reads."""
     names = (f"SWARMSTREAM_{n.upper()}" for n in _FIELD_KINDS)
-    return frozenset({*names, _env_name("url"), "SWARMSTREAM_PRICES"})
+    return frozenset({*names, _env_name("url"), "SWARMSTREAM_PRICES", "SWARMSTREAM_SPECS"})
 
 
 def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``prices`` and ``budgets`` tables, checked (a one-line ConfigError)."""
+    """The ``prices``, ``budgets`` and ``specs`` tables, checked (a one-line
+    ConfigError)."""
     from swarmstream.accounting import Budget
     from swarmstream.usage import PriceTable
 
@@ -248,6 +350,19 @@ def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
                 validate_name("spec", name)
             Budget.from_config(f"[budgets.{name}]", value)
         out["budgets"] = dict(budgets)
+    if "specs" in tables:
+        specs = tables["specs"]
+        if not isinstance(specs, Mapping):
+            raise ConfigError("[specs] must be a table of [specs.<spec>] tables")
+        for name in specs:
+            try:
+                validate_name("spec", name)
+            except ConfigError as exc:
+                raise ConfigError(f"[specs]: {exc}") from None
+        out["specs"] = {
+            name: SpecDefaults.from_config(f"[specs.{name}]", value)
+            for name, value in specs.items()
+        }
     return out
 
 
@@ -270,7 +385,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: [{section}] must be a table")
         flat.update(table)
     out: dict[str, Any] = {"": flat}
-    for section in ("prices", "budgets"):
+    for section in ("prices", "budgets", "specs"):
         if section in data:
             if not isinstance(data[section], dict):
                 raise ConfigError(f"config file {path}: [{section}] must be a table")

@@ -9,13 +9,15 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from swarmstream.client import Swarm
 from swarmstream.errors import ConfigError
 from swarmstream.settings import Settings
+
+if TYPE_CHECKING:
+    from swarmstream.client import Swarm
 
 T = TypeVar("T")
 
@@ -23,6 +25,8 @@ T = TypeVar("T")
 @contextlib.asynccontextmanager
 async def connected(settings: Settings) -> AsyncIterator[Swarm]:
     """A Swarm whose connection is checked first (ConnectionFailed says how to fix it)."""
+    from swarmstream.client import Swarm  # redis-py: only for commands that connect
+
     swarm = Swarm(settings)
     try:
         await swarm.check()

@@ -8,11 +8,9 @@ import signal
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from swarmstream.cli.base import globals_of
 from swarmstream.cli.common import connected, emit_json, quiet_pipe, run
-from swarmstream.cli.render import console, finding_line, finding_table, history_table
 from swarmstream.codec import finding_to_json
 from swarmstream.errors import ConfigError, SwarmstreamError, TaskNotFound
 from swarmstream.keys import validate_name
@@ -77,6 +75,8 @@ def findings(
             if more:
                 typer.echo(f"showing {more}", err=True)
         elif found:
+            from swarmstream.cli.render import console, finding_table, history_table
+
             out = console()
             out.print(finding_table(found, out.width, caption=more))
             if task is not None:
@@ -99,6 +99,10 @@ async def _follow(
     settings: Settings, spec: str | None, shard: str | None, task: str | None, as_json: bool
 ) -> None:
     """Print new findings until SIGINT (Ctrl-C) or SIGTERM, which end it with exit 0."""
+    from rich.console import Console
+
+    from swarmstream.cli.render import finding_line
+
     me = asyncio.current_task()
     assert me is not None
     loop = asyncio.get_running_loop()

@@ -1,20 +1,21 @@
-"""``swarmstream status`` (one snapshot) and ``swarmstream monitor`` (live)."""
+"""``swarmstream status`` (one snapshot) and ``swarmstream monitor`` (live).
+
+Rich and the renderers are imported only to draw: ``status --json`` does without."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from swarmstream.cli.base import globals_of
 from swarmstream.client import Swarm
-from swarmstream.monitor.live import run_monitor
-from swarmstream.monitor.render import fmt_usd, render
 from swarmstream.monitor.snapshot import Snapshot, collect
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 async def _snapshot(swarm: Swarm) -> Snapshot:
@@ -24,6 +25,10 @@ async def _snapshot(swarm: Swarm) -> Snapshot:
 
 def _usage_table(usage_by: dict[str, Any]) -> Table | None:
     """Spending by model, shard and worker (the ten costliest of each)."""
+    from rich.table import Table
+
+    from swarmstream.monitor.render import fmt_usd
+
     rows = [
         (kind[:-1], name, t)
         for kind in ("models", "shards", "workers")
@@ -78,6 +83,10 @@ def status(
     if as_json:
         typer.echo(json.dumps({**snap.to_json(), "usage_by": usage_by}))
     else:
+        from rich.console import Console
+
+        from swarmstream.monitor.render import render
+
         console = Console()
         source = f"{settings.redis.namespace} @ {settings.redis.redacted_url}"
         console.print(render(snap, width=console.width, source=source))
@@ -111,5 +120,7 @@ def monitor(
 
     Example: swarmstream monitor --refresh 0.5
     """
+    from swarmstream.monitor.live import run_monitor
+
     settings = globals_of(ctx).settings()
     asyncio.run(run_monitor(settings, refresh=refresh, once=once))

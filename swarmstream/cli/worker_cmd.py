@@ -173,6 +173,8 @@ def worker(
 
     Each setting comes from its flag, else its SWARMSTREAM_* variable, else the
     --config file, else the default shown here (--show-settings prints the result).
+    The spec's \\[specs.SPEC] table in --config comes right after the flags: its
+    exec (or handler), concurrency and timeout beat the variables and \\[worker].
 
     Example: swarmstream worker research --handler echo --concurrency 4 --idle-exit 30
 
@@ -184,14 +186,19 @@ def worker(
         raise ConfigError("--handler and --exec are mutually exclusive: give one of them")
     for spec in specs:
         validate_name("spec", spec)
-    settings = globals_of(ctx).settings(
-        concurrency=concurrency,
+    g = globals_of(ctx)
+    # flags > the specs' [specs.SPEC] tables > SWARMSTREAM_* and [worker] > defaults
+    table = g.settings().spec_defaults(specs)
+    if handler is None and exec_command is None:
+        handler, exec_command = table.handler, table.exec
+    settings = g.settings(
+        concurrency=concurrency if concurrency is not None else table.concurrency,
         once=once,
         max_tasks=max_tasks,
         idle_exit=idle_exit,
         claim_idle=claim_idle,
         grace=grace,
-        default_timeout=timeout,
+        default_timeout=timeout if timeout is not None else table.timeout,
         retry_base=retry_base,
         retry_max=retry_max,
         connect_wait=connect_wait,
