@@ -143,12 +143,22 @@ def _script() -> str:
     return str(found) if found.exists() else shutil.which("swarmstream") or "swarmstream"
 
 
-def run_once(argv: list[str], relay: Relay | None, stdin: Any = None) -> dict[str, Any]:
+def run_once(
+    argv: list[str], relay: Relay | None, stdin: Any = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One process: its total wall time and, through ``relay``, the time to its first
     Redis command (ms)."""
     t0 = time.perf_counter()
+    env = {**_env(), **(env or {})}
     proc = subprocess.run(
-        argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env()
+        argv,
+        stdin=stdin,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        # 'python -m' puts the working directory first on sys.path: run in the tree
+        # being measured, so that its package is the one imported
+        cwd=env.get("PYTHONPATH") or None,
     )
     t1 = time.perf_counter()
     if proc.returncode not in (0, 1):
@@ -179,16 +189,34 @@ def _seed(url: str, namespace: str, n: int) -> None:
     asyncio.run(main())
 
 
-def measure_commands(url: str, namespace: str, relay: Relay, repeats: int) -> dict[str, Any]:
-    base = [_script(), "--redis-url", url, "--namespace", namespace]
-    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in COMMANDS}
-    for args, _ in COMMANDS.values():  # one warm-up each (page cache, .pyc)
-        run_once(base + args, relay)
+def measure_commands(
+    url: str, namespace: str, relay: Relay, repeats: int, before: Path | None = None
+) -> dict[str, Any]:
+    """Every command, round after round. With ``before`` (the source tree of an
+    earlier commit), each command also runs from that tree (``python -m
+    swarmstream`` with PYTHONPATH on it, same interpreter and libraries), interleaved
+    with this tree's, and is reported as ``<command> (before)``."""
+    flags = ["--redis-url", url, "--namespace", namespace]
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {"": ([_script(), *flags], {})}
+    if before is not None:
+        here = str(Path(__file__).resolve().parent.parent)
+        module = [sys.executable, "-m", "swarmstream", *flags]
+        variants = {
+            "": (module, {"PYTHONPATH": here}),
+            " (before)": (module, {"PYTHONPATH": str(before)}),
+        }
+    names = [(name + tag, args, tag) for name, (args, _) in COMMANDS.items() for tag in variants]
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in names}
+    for _name, args, tag in names:  # one warm-up each (page cache, .pyc)
+        base, env = variants[tag]
+        run_once(base + args, relay, env=env)
     for _ in range(repeats):
-        for name, (args, _) in COMMANDS.items():
-            samples[name].append(run_once(base + args, relay))
+        for name, args, tag in names:
+            base, env = variants[tag]
+            samples[name].append(run_once(base + args, relay, env=env))
     out: dict[str, Any] = {}
-    for name, (args, talks) in COMMANDS.items():
+    for name, args, tag in names:
+        talks = COMMANDS[name.removesuffix(tag)][1]
         totals = [s["total_ms"] for s in samples[name]]
         firsts = [s["to_first_ms"] for s in samples[name] if s["to_first_ms"] is not None]
         out[name] = {
@@ -293,6 +321,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--singles", type=int, default=200, help="separate submit calls")
     p.add_argument("--quick", action="store_true", help="3 rounds, 1,000 + 10 tasks")
     p.add_argument("--label", default="", help="recorded in the JSON (e.g. before, after)")
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="source tree of an earlier commit (e.g. a 'git worktree'): its CLI is measured "
+        "side by side, interleaved with this one",
+    )
     p.add_argument("--redis-url", help="measure against this server (default: embedded)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
@@ -338,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         with Relay(host or "127.0.0.1", int(port)) as relay:
             url = f"redis://127.0.0.1:{relay.port}/0"
             _seed(srv.url, ns, 50)
-            commands = measure_commands(url, ns, relay, args.repeats)
+            commands = measure_commands(url, ns, relay, args.repeats, args.before)
         floor = measure_floor(args.repeats)
         bulk = (
             measure_bulk(srv.url, ns, args.bulk, args.bulk_repeats, Path(tmp))
