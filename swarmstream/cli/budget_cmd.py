@@ -43,7 +43,7 @@ async def _states(swarm: Swarm) -> dict[str, BudgetState]:
     if (ns := await t.budgets.namespace()) is not None:
         out[NAMESPACE] = ns
     specs = await swarm.results.specs()
-    for spec, state in (await t.streams.budgets(specs)).items():
+    for spec, state in (await t.budgets.specs(specs)).items():
         if not state.budget.unlimited:
             out[spec] = state
     return out

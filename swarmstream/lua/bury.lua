@@ -20,6 +20,7 @@
 -- shard) and of the usage:workers hash, one HINCRBY(FLOAT) per field.
 local MEASURES = {'input', 'output', 'cache_read', 'cache_write', 'cost', 'cost_computed',
   'attempts', 'unpriced'}
+local FLOATS = {cost = true, cost_computed = true}  -- USD: HINCRBYFLOAT; the rest HINCRBY
 local function tally(acc, u, shard)
   local model = u[1] or ''
   shard = shard or ''
@@ -57,8 +58,7 @@ local function store(usage_key, workers_key, acc, worker)
   end
   for _, pair in ipairs({{usage_key, tot}, {workers_key, wtot}}) do
     for name, v in pairs(pair[2]) do
-      local tail = string.sub(name, -4)
-      if tail == 'cost' or tail == 'uted' then
+      if FLOATS[string.match(name, '([^:]+)$')] then
         redis.call('HINCRBYFLOAT', pair[1], name, string.format('%.17g', v))
       else
         redis.call('HINCRBY', pair[1], name, v)

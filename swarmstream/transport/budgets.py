@@ -16,25 +16,39 @@ from typing import Any
 
 from swarmstream.accounting import Budget, BudgetState, Totals
 from swarmstream.codec import text as _s
-from swarmstream.keys import Keys
+from swarmstream.keys import Keys, SpecKeys
+from swarmstream.transport.connection import str_hash
 from swarmstream.transport.link import Link
 
 #: the usage hash fields a budget counts
 SPENT_FIELDS = ("cost", "input", "output", "cache_read", "cache_write")
 
 
-def _fields(reply: Any) -> dict[str, str]:
-    if isinstance(reply, Exception) or not isinstance(reply, dict):
+#: the budget hash fields that hold a limit
+LIMIT_FIELDS = ("usd", "tokens")
+
+
+def spec_budget_reads(k: SpecKeys) -> list[tuple[Any, ...]]:
+    """The two commands that read a spec's spending and budget (one slot): what
+    ``spec_budget_state`` decodes. ``complete()`` pipelines them with its batch."""
+    return [("HMGET", k.usage, *SPENT_FIELDS), ("HMGET", k.budget, *LIMIT_FIELDS)]
+
+
+def _values(names: Sequence[str], reply: Any) -> dict[str, str]:
+    if isinstance(reply, Exception) or not isinstance(reply, list):
         return {}
-    return {_s(a): _s(b) for a, b in reply.items()}
+    return {n: _s(v) for n, v in zip(names, reply, strict=False) if v is not None}
 
 
 def _spent(reply: Any) -> Totals:
-    if isinstance(reply, Exception) or not isinstance(reply, list):
-        return Totals()
-    return Totals.from_fields(
-        {n: _s(v) for n, v in zip(SPENT_FIELDS, reply, strict=False) if v is not None}
-    )
+    return Totals.from_fields(_values(SPENT_FIELDS, reply))
+
+
+def spec_budget_state(used: Any, limits: Any) -> BudgetState | None:
+    """The replies of ``spec_budget_reads`` as a BudgetState (None if Redis refused)."""
+    if isinstance(used, Exception) or isinstance(limits, Exception):
+        return None
+    return BudgetState(Budget.from_fields(_values(LIMIT_FIELDS, limits)), _spent(used))
 
 
 class BudgetStore:
@@ -50,23 +64,39 @@ class BudgetStore:
 
     async def get(self, spec: str | None) -> Budget:
         """The budget of ``spec`` (None: the namespace's); unlimited when none is set."""
-        return Budget.from_fields(_fields(await self.client.hgetall(self._key(spec))))
+        return Budget.from_fields(str_hash(await self.client.hgetall(self._key(spec))))
 
     async def set(self, spec: str | None, budget: Budget) -> None:
         """Set (replace) a budget; an unlimited one removes it. Workers see it with
         their next heartbeat: a raised budget resumes a paused spec."""
         key = self._key(spec)
         if budget.unlimited:
-            await self.client.hdel(key, "usd", "tokens")
+            await self.client.hdel(key, *LIMIT_FIELDS)
             return
         fields = budget.to_fields()
         if spec is not None:  # listed with the others, even before its first task
             await self.client.sadd(self.keys.specs, spec)
         async with self.client.pipeline(transaction=False) as pipe:
-            if drop := [f for f in ("usd", "tokens") if f not in fields]:
+            if drop := [f for f in LIMIT_FIELDS if f not in fields]:
                 pipe.hdel(key, *drop)
             pipe.hset(key, mapping=fields)
             await pipe.execute()
+
+    async def specs(self, specs: Sequence[str]) -> dict[str, BudgetState]:
+        """Each spec's budget and what it spent (one pipelined round trip; a spec
+        whose reads Redis refused is left out)."""
+        if not specs:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for spec in specs:
+                for command in spec_budget_reads(self.keys.spec(spec)):
+                    pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+        out: dict[str, BudgetState] = {}
+        for i, spec in enumerate(specs):
+            if (state := spec_budget_state(replies[2 * i], replies[2 * i + 1])) is not None:
+                out[spec] = state
+        return out
 
     async def spent(self, specs: Sequence[str]) -> Totals:
         """What these specs spent, added up (one pipelined round trip)."""
@@ -99,7 +129,7 @@ class BudgetStore:
             pipe.hgetall(self.keys.budget)
             pipe.set(self.keys.budget_tally, "1", nx=True, px=ms)
             values, won = await pipe.execute(raise_on_error=False)
-        fields = _fields(values)
+        fields = str_hash(values)
         budget = Budget.from_fields(fields)
         if budget.unlimited:
             return None, 0.0

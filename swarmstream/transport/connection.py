@@ -45,6 +45,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from swarmstream.codec import text as _text
 from swarmstream.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -310,6 +311,13 @@ async def pipeline(
     finally:
         conn.socket_timeout = saved
         await pool.release(conn)
+
+
+def str_hash(reply: Any) -> dict[str, str]:
+    """An HGETALL reply as a str-keyed dict ({} for an error reply or no hash)."""
+    if isinstance(reply, Exception) or not isinstance(reply, dict):
+        return {}
+    return {_text(a): _text(b) for a, b in reply.items()}
 
 
 def fields_of(flat: Sequence[bytes] | None) -> dict[bytes, bytes]:

@@ -27,6 +27,7 @@ from swarmstream.accounting import Budget, SpecUsage, Totals, add_up, worker_tot
 from swarmstream.codec import text as _s
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, WorkerInfo
+from swarmstream.transport.connection import str_hash
 from swarmstream.transport.link import Link
 from swarmstream.transport.registry import parse_worker
 
@@ -202,12 +203,6 @@ def _counters(reply: Any) -> Counters:
     )
 
 
-def _hash(reply: Any) -> dict[str, str]:
-    if isinstance(reply, Exception) or not isinstance(reply, dict):
-        return {}
-    return {_s(a): _s(b) for a, b in reply.items()}
-
-
 class StatsReader:
     """Reads everything the monitor and ``status`` show."""
 
@@ -272,7 +267,7 @@ class StatsReader:
             workers=tuple(live),
             shards=tuple(shard_rows),
             expired_workers=tuple(expired),
-            namespace_budget=Budget.from_fields(_hash(budget)),
+            namespace_budget=Budget.from_fields(str_hash(budget)),
         )
 
     async def worker_usage(self, specs: list[str]) -> dict[str, Totals]:
@@ -285,7 +280,7 @@ class StatsReader:
             for spec in specs:
                 pipe.hgetall(self.keys.spec(spec).usage_workers)
             for reply in await pipe.execute(raise_on_error=False):
-                out = add_up(out, worker_totals(_hash(reply)))
+                out = add_up(out, worker_totals(str_hash(reply)))
         return out
 
     def _queue_details(
@@ -335,6 +330,6 @@ class StatsReader:
             oldest_idle_ms=int(first[0]["time_since_delivered"])
             if first and isinstance(first, list)
             else None,
-            usage=SpecUsage.from_hash(_hash(usage)),
-            budget=Budget.from_fields(_hash(budget)),
+            usage=SpecUsage.from_hash(str_hash(usage)),
+            budget=Budget.from_fields(str_hash(budget)),
         )

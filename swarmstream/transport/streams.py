@@ -15,13 +15,13 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from swarmstream import codec
-from swarmstream.accounting import Budget, BudgetState, Totals
+from swarmstream.accounting import BudgetState
 from swarmstream.codec import text as _s
 from swarmstream.errors import NotDurable
 from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, Task
 from swarmstream.settings import Retention
-from swarmstream.transport.budgets import SPENT_FIELDS as _SPENT
+from swarmstream.transport.budgets import spec_budget_reads, spec_budget_state
 from swarmstream.transport.connection import fields_of, stream_entries
 from swarmstream.transport.link import Link
 from swarmstream.transport.scripts import Scripts
@@ -329,7 +329,7 @@ class Streams:
         script = self.scripts.complete
         commands: list[tuple[Any, ...]] = [("EVALSHA", script.sha, len(keys), *keys, *args)]
         if check_budget:
-            commands += [("HMGET", k.usage, *_SPENT), ("HMGET", k.budget, "usd", "tokens")]
+            commands += spec_budget_reads(k)
         replies = await self._durably(commands, k.tasks)
         if isinstance(replies[0], NoScriptError):  # a new primary, a restarted server
             await self.link.load_script(script.script)
@@ -337,31 +337,9 @@ class Streams:
         result = replies[0]
         if isinstance(result, ResponseError):
             raise result
-        if check_budget:
-            self._note_budget(spec, replies[1], replies[2])
+        if check_budget and (state := spec_budget_state(replies[1], replies[2])) is not None:
+            self.budget_seen[spec] = state
         return [int(r) for r in result]
-
-    def _note_budget(self, spec: str, used: Any, limits: Any) -> None:
-        if isinstance(used, Exception) or isinstance(limits, Exception):
-            return
-        spent = Totals.from_fields({n: _s(v) for n, v in zip(_SPENT, used, strict=True) if v})
-        budget = Budget.from_fields(
-            {n: _s(v) for n, v in zip(("usd", "tokens"), limits, strict=False) if v}
-        )
-        self.budget_seen[spec] = BudgetState(budget, spent)
-
-    async def budgets(self, specs: Sequence[str]) -> dict[str, BudgetState]:
-        """Each spec's budget and what it spent so far (one round trip per slot)."""
-        out: dict[str, BudgetState] = {}
-        for spec in specs:
-            k = self.keys.spec(spec)
-            used, limits = await self.link.pipeline(
-                [("HMGET", k.usage, *_SPENT), ("HMGET", k.budget, "usd", "tokens")], key=k.tasks
-            )
-            self._note_budget(spec, used, limits)
-            if spec in self.budget_seen:
-                out[spec] = self.budget_seen[spec]
-        return out
 
     async def _durably(self, commands: Sequence[tuple[Any, ...]], key: str) -> list[Any]:
         """Run a completion; with ``durable_replicas``, wait for the replicas. A

@@ -85,7 +85,8 @@ class BudgetGate(WorkerHooks):
 
     async def refresh(self) -> None:
         """Read every spec's budget and the namespace's (with the heartbeat)."""
-        states = await self.streams.budgets(self.specs)
+        states = await self.budgets.specs(self.specs)
+        self.streams.budget_seen.update(states)
         self.limited = {s for s, state in states.items() if not state.budget.unlimited}
         self.namespace, tallied = await self.budgets.namespace_tallied(self.interval)
         if self.namespace is None:
