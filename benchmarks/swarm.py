@@ -126,9 +126,7 @@ class Child:
         self.workers = workers
 
     @classmethod
-    async def start(
-        cls, flat: dict[str, Any], names: str, count: int, spare: int, stagger: bool = False
-    ) -> Child:
+    async def start(cls, flat: dict[str, Any], names: str, count: int, spare: int) -> Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(CHILD),
@@ -140,7 +138,6 @@ class Child:
             names,
             "--spare",
             str(spare),
-            *(["--stagger"] if stagger else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -277,6 +274,10 @@ async def run_size(
     if srv.embedded:
         await admin.flushall()
     await asyncio.sleep(1.0)
+    # the server's own cost with no swarm (its cron, the driver's connection): the
+    # steady window's Redis CPU is also reported net of it
+    b0 = await sample(admin)
+    await asyncio.sleep(args.baseline)
     base = await sample(admin)
     flat: dict[str, Any] = {
         "url": srv.url,
@@ -295,9 +296,7 @@ async def run_size(
         t0 = time.monotonic()
         first = 0
         for count in layout(n, args.procs):
-            children.append(
-                await Child.start(flat, f"w:{first}:{count}", count, args.spare, args.stagger)
-            )
+            children.append(await Child.start(flat, f"w:{first}:{count}", count, args.spare))
             first += count
         for child in children:
             await child.expect("ready", 60 + n * 0.2)
@@ -342,6 +341,7 @@ async def run_size(
         w["worker_processes"] = len(pids)
         out["steady"] = w
         out["idle_before_fill"] = window(base, idle) | {"note": "start-up, not steady"}
+        out["baseline"] = window(b0, base) | {"note": "no swarm: the server alone"}
         out["live_in_flight"] = live
         out["memory"] = {
             "used": s1["used_memory"] - base["used_memory"],
@@ -374,20 +374,25 @@ def per_k(value: float, tasks: int) -> float:
 
 def derive(r: dict[str, Any]) -> dict[str, float]:
     s, tasks = r["steady"], r["live_in_flight"]
+    idle = r.get("baseline", {}).get("redis_cpu_pct", 0.0)
     return {
         "cmds_per_task": s["commands_per_s"] / tasks,
         "redis_cpu_per_k": per_k(s["redis_cpu_pct"], tasks),
+        "redis_net_cpu_per_k": per_k(max(0.0, s["redis_cpu_pct"] - idle), tasks),
         "bytes_per_task": (s["bytes_in_per_s"] + s["bytes_out_per_s"]) / tasks,
         "worker_cpu_per_k": per_k(s["worker_cpu_pct"], tasks),
     }
 
 
 def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals. ``met`` is None where this run's sizes are too small to
+    judge a goal (the smoke run): the goals are set at 1,000 workers and 100 specs."""
     runs = report["runs"]
     small, big = derive(runs[0]), derive(runs[-1])
     growth = {k: big[k] / small[k] if small[k] else float("inf") for k in small}
-    worst_cpu = max(derive(r)["redis_cpu_per_k"] for r in runs)
+    worst = max(runs, key=lambda r: derive(r)["redis_net_cpu_per_k"])
     top = runs[-1]
+    full = top["workers"] >= 1000
     snap = top.get("collect_specs", top["collect"])
     rec = top["reclaim"]
     bound = report["config"]["claim_idle"] + 1
@@ -399,20 +404,22 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
             "met": max(growth["cmds_per_task"], growth["bytes_per_task"]) <= 1.25,
         },
         {
-            "goal": "Redis CPU <= 5% of a core per 1,000 tasks in flight (every size)",
-            "measured": f"worst {worst_cpu:.2f}%",
-            "met": worst_cpu <= 5.0,
+            "goal": "Redis CPU <= 5% of a core per 1,000 tasks in flight (every size; net of "
+            "the server's idle CPU)",
+            "measured": f"worst {derive(worst)['redis_net_cpu_per_k']:.2f}% net "
+            f"({derive(worst)['redis_cpu_per_k']:.2f}% gross, idle server "
+            f"{worst.get('baseline', {}).get('redis_cpu_pct', 0.0):.2f}%) at "
+            f"{worst['workers']:,} workers",
+            "met": derive(worst)["redis_net_cpu_per_k"] <= 5.0 if full else None,
         },
         {
-            "goal": f"monitor collect() < 100 ms with {top['workers']} workers and "
+            "goal": f"monitor collect() < 100 ms with {top['workers']:,} workers and "
             f"{snap.get('specs', 1)} specs",
             "measured": f"{snap['median_ms']:.1f} ms",
-            "met": snap["median_ms"] < 100
-            and top["workers"] >= 1000
-            and snap.get("specs", 1) >= 100,
+            "met": (snap["median_ms"] < 100) if full and snap.get("specs", 1) >= 100 else None,
         },
         {
-            "goal": f"dead worker's tasks reclaimed within claim_idle + 1 s = {bound:.0f} s "
+            "goal": f"dead worker's tasks reclaimed within claim_idle + 1 s = {bound:g} s "
             f"at {top['in_flight']:,} in flight",
             "measured": (
                 f"{rec['all_s']:.1f} s"
@@ -448,7 +455,8 @@ def show(report: dict[str, Any]) -> None:
         "cmds/s",
         "per task",
         "redis CPU%",
-        "per 1k",
+        "idle srv",
+        "net per 1k",
         "KB/s",
         "B/s/task",
         "wkr CPU%",
@@ -471,7 +479,8 @@ def show(report: dict[str, Any]) -> None:
             f"{s['commands_per_s']:,.0f}",
             f"{d['cmds_per_task']:.3f}",
             f"{s['redis_cpu_pct']:.1f}",
-            f"{d['redis_cpu_per_k']:.2f}",
+            f"{r.get('baseline', {}).get('redis_cpu_pct', 0.0):.2f}",
+            f"{d['redis_net_cpu_per_k']:.2f}",
             f"{(s['bytes_in_per_s'] + s['bytes_out_per_s']) / 1024:,.0f}",
             f"{d['bytes_per_task']:.0f}",
             f"{s['worker_cpu_pct']:.1f}",
@@ -516,7 +525,7 @@ def show(report: dict[str, Any]) -> None:
             highlight=False,
         )
     for v in report["verdicts"]:
-        mark = "met" if v["met"] else "NOT MET"
+        mark = {True: "met", False: "NOT MET", None: "not judged at this size"}[v["met"]]
         console.print(f"goal: {v['goal']}: {v['measured']} -> {mark}", highlight=False)
 
 
@@ -532,7 +541,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(14, 8))
     panels = [
         ("Redis commands/s per task", [v["cmds_per_task"] for v in d], None),
-        ("Redis CPU, % of a core per 1k tasks", [v["redis_cpu_per_k"] for v in d], 5.0),
+        (
+            "Redis CPU net of idle, % of a core per 1k tasks",
+            [v["redis_net_cpu_per_k"] for v in d],
+            5.0,
+        ),
         ("bytes/s per task (in + out)", [v["bytes_per_task"] for v in d], None),
         ("worker CPU, % of a core per 1k tasks", [v["worker_cpu_per_k"] for v in d], None),
         ("Redis memory per task (B)", [r["memory"]["per_task"] for r in runs], None),
@@ -578,15 +591,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", default="10x10,100x10,1000x10", help="workers x tasks each")
     p.add_argument("--procs", type=int, default=2, help="worker processes besides the victim")
     p.add_argument("--spare", type=int, default=2, help="free slots per worker after filling")
-    p.add_argument(
-        "--stagger",
-        action="store_true",
-        help="experiment: random start for each worker's XAUTOCLAIM cursor (library: 0-0)",
-    )
     p.add_argument("--claim-idle", type=float, default=60.0)
     p.add_argument("--heartbeat-interval", type=float, default=2.0)
     p.add_argument("--reclaim-interval", type=float, default=1.0)
     p.add_argument("--window", type=float, default=60.0, help="steady window, s")
+    p.add_argument("--baseline", type=float, default=10.0, help="idle-server window, s")
     p.add_argument("--settle", type=float, default=3.0, help="wait after filling, s")
     p.add_argument("--reclaim-extra", type=float, default=15.0, help="wait past claim_idle")
     p.add_argument("--specs", type=int, default=100, help="specs for the top size's collect()")
@@ -599,7 +608,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.procs, args.claim_idle, args.window = "3x2,6x2", 1, 3.0, 2.0
-        args.settle, args.reclaim_extra, args.specs = 0.5, 5.0, 5
+        args.settle, args.reclaim_extra, args.specs, args.baseline = 0.5, 5.0, 5, 1.0
         args.collect_runs, args.status_runs = 2, 1
     args.size_list = parse_sizes(args.sizes)
     if any(n < 2 for n, _ in args.size_list):
@@ -637,7 +646,6 @@ def main(argv: list[str] | None = None) -> int:
                     "sizes",
                     "procs",
                     "spare",
-                    "stagger",
                     "claim_idle",
                     "heartbeat_interval",
                     "reclaim_interval",

@@ -18,13 +18,11 @@ import asyncio
 import dataclasses
 import json
 import logging
-import random
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from swarmstream.keys import GROUP
 from swarmstream.models import Task, WorkerState
 from swarmstream.settings import Settings
 from swarmstream.worker import EphemeralWorker
@@ -37,11 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--names", required=True, help="prefix:first:count")
     p.add_argument("--spare", type=int, default=1)
     p.add_argument("--sleep", type=float, default=3600.0)
-    p.add_argument(
-        "--stagger",
-        action="store_true",
-        help="experiment: start each worker's XAUTOCLAIM cursor at a random pending id",
-    )
     return p.parse_args(argv)
 
 
@@ -77,25 +70,12 @@ async def amain(args: argparse.Namespace) -> None:
                 # with spare capacity.
                 w.cfg = dataclasses.replace(w.cfg, concurrency=w.cfg.concurrency + args.spare)
                 w._slot_free.set()
-            if args.stagger and workers:
-                await stagger(workers, args.spec)
             print("spared", flush=True)
         elif line == "quit":
             break
     for w in workers:
         w.stop(force=True)
     await asyncio.gather(*runs, return_exceptions=True)
-
-
-async def stagger(workers: list[EphemeralWorker], spec: str) -> None:
-    """Experiment (the library starts every cursor at 0-0): spread the workers'
-    reclaim cursors over the pending list, so they scan different parts of it."""
-    w = workers[0]
-    key = w.keys.spec(spec).tasks
-    rows = await w.streams.client.xpending_range(key, GROUP, "-", "+", 1_000_000)
-    ids = [r["message_id"].decode() for r in rows]
-    for w in workers:
-        w.leases._cursors[spec] = random.choice(ids)
 
 
 def main() -> None:

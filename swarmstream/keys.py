@@ -23,6 +23,10 @@ Per specialization (hash tag ``{S}``)::
     NS:spec:{S}:leases         zset     entry id -> first delivery (ms), for entries held
                                         past a lease renewal, retried or released
     NS:spec:{S}:rel:<entry>    string   times a started entry was released (TTL)
+    NS:spec:{S}:due            set      entry ids a reclaim scan found idle, left for any
+                                        worker's reclaim.lua to take (TTL)
+    NS:spec:{S}:lock:<chore>   string   the worker that does a chore this period (PX):
+                                        scan (reclaim), trim, prune
     NS:spec:{S}:nil            (none)   never written: fills a KEYS[] slot when no task id
     NS:spec:{S}:bridge:<B>     string   "gen:offset" of the last bus line bridge B submitted
                                         to S (set in the MULTI of those XADDs)
@@ -91,6 +95,10 @@ def validate_name(kind: str, value: str) -> str:
     return value
 
 
+#: the per-spec chores that one worker does for the whole swarm each period
+CHORES = ("scan", "trim", "prune")
+
+
 @dataclass(frozen=True, slots=True)
 class SpecKeys:
     """Keys of one specialization. All share the hash tag ``{spec}``."""
@@ -121,6 +129,18 @@ class SpecKeys:
     @property
     def leases(self) -> str:
         return f"{self._base}:leases"
+
+    @property
+    def due(self) -> str:
+        """Entry ids a reclaim scan found idle and left for other workers to take."""
+        return f"{self._base}:due"
+
+    def lock(self, chore: str) -> str:
+        """The lock (SET NX PX) of a chore one worker does per period for the whole
+        swarm: ``scan`` (reclaim), ``trim``, ``prune``."""
+        if chore not in CHORES:
+            raise ValueError(f"unknown chore {chore!r}")
+        return f"{self._base}:lock:{chore}"
 
     @property
     def usage(self) -> str:

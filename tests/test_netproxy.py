@@ -16,6 +16,7 @@ import redis.asyncio
 from helpers import await_until, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -300,7 +301,7 @@ async def test_async_proxy_in_the_running_loop(
     upstream: tuple[str, int], raw: redis.Redis, key: str
 ) -> None:
     async with FaultProxy(*upstream, delay=0.01, seed=1) as proxy:
-        r = redis.asyncio.Redis.from_url(proxy.url_for(0), retry=Retry(NoBackoff(), 0))
+        r = redis.asyncio.Redis.from_url(proxy.url_for(0), retry=AsyncRetry(NoBackoff(), 0))
         assert await r.incr(key) == 1
         proxy.drop_replies, proxy.handshake_replies = 1.0, 0
         with pytest.raises(redis.ConnectionError):
@@ -309,7 +310,7 @@ async def test_async_proxy_in_the_running_loop(
         assert await r.incr(key) == 3
         proxy.freeze()
         proxy.thaw()
-        idle = redis.asyncio.Redis.from_url(proxy.url_for(0), retry=Retry(NoBackoff(), 0))
+        idle = redis.asyncio.Redis.from_url(proxy.url_for(0), retry=AsyncRetry(NoBackoff(), 0))
         await idle.ping()
 
         async def two() -> bool:

@@ -48,7 +48,7 @@ async def test_first_worker_publishes_later_ones_compare(
 async def test_another_major_version_refuses_to_start(settings: Settings, raw: redis.Redis) -> None:
     raw.hset(Keys(settings.redis.namespace).protocol, mapping={"version": "2.0"})
     worker = EphemeralWorker(["proto"], lambda t: t.text, settings)
-    with pytest.raises(ConfigError, match=r"protocol 1\.1 but the swarm .* uses 2\.0"):
+    with pytest.raises(ConfigError, match=r"protocol 1\.2 but the swarm .* uses 2\.0"):
         await worker.run()
 
 

@@ -9,11 +9,14 @@
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] idle ms (= claim_idle), ARGV[4] TTL s
 -- of the release counters, then per entry: ARGV[3+2i] id, ARGV[4+2i] limit (its
 -- max_attempts; 0 = its handler never started: not counted).
+-- Protocol 1.2: a last KEYS element, after the rel: keys, is the spec's due set;
+-- each released id goes there too, so any worker's reclaim.lua takes it at once.
 -- Returns per entry: 1 released, 0 not this consumer's, -n exhausted after n releases.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local k = 3
+local due = KEYS[3 + (#ARGV - 4) / 2]
 for i = 5, #ARGV, 2 do
   local id, limit, rel = ARGV[i], tonumber(ARGV[i + 1]), KEYS[k]
   k = k + 1
@@ -33,6 +36,10 @@ for i = 5, #ARGV, 2 do
       local count = math.max(0, tonumber(p[1][4]) - 1)
       redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id,
         'IDLE', ARGV[3], 'RETRYCOUNT', count, 'JUSTID')
+      if due then
+        redis.call('SADD', due, id)
+        redis.call('PEXPIRE', due, ARGV[3])
+      end
       out[#out + 1] = 1
     end
   end

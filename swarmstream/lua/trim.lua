@@ -3,6 +3,10 @@
 -- is undelivered or un-acked. Also drops from the leases zset the oldest members
 -- that are no longer pending (acked by a plain XACK, or the group was recreated),
 -- a few per call. KEYS[1] task stream, KEYS[2] leases zset. Returns entries removed.
+-- Protocol 1.2: KEYS[3] the spec's trim lock, ARGV[1] the trim period ms: one caller
+-- per period trims (SET NX PX), the others return -1 at once; the smallest pending
+-- id is read with XPENDING - + 1 (the summary form walks every consumer).
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return -1 end
 local function lower(a, b)
   if a == nil then return b end
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
@@ -29,8 +33,8 @@ for _, g in ipairs(groups) do
     if g[i] == 'last-delivered-id' then last = g[i + 1] end
   end
   minid = lower(minid, last)
-  local s = redis.call('XPENDING', KEYS[1], name)
-  if s[1] > 0 then minid = lower(minid, s[2]) end
+  local oldest = redis.call('XPENDING', KEYS[1], name, '-', '+', 1)
+  if oldest[1] then minid = lower(minid, oldest[1][1]) end
 end
 if minid == nil or minid == '0-0' then return 0 end
 return redis.call('XTRIM', KEYS[1], 'MINID', '~', minid)

@@ -83,7 +83,6 @@ class Desk:
         self.specs: list[str] = []  # the specs this session claimed from
         self.counts: dict[str, int] = defaultdict(int)
         self.writes = Writes(self.streams, self.name, self.cfg, self.counts)
-        self._cursors: dict[str, str] = {}
         self._suspect: set[str] = set()  # specs whose last read may have lost a reply
         self._seen_failures = transport.failures
         self._started = time.time()
@@ -136,11 +135,9 @@ class Desk:
             stray = await self._stray(spec)
             if stray is not None:
                 return stray
-        cursor = self._cursors.get(spec, "0-0")
         min_idle = int(self.cfg.claim_idle * 1000)
-        self._cursors[spec], entries = await self.streams.reclaim(
-            spec, self.name, min_idle, cursor, 1
-        )
+        scan_ms = max(1, int(self.cfg.reclaim_every * 1000))
+        entries = await self.streams.reclaim(spec, self.name, min_idle, 1, scan_ms)
         if entries:
             self.counts["reclaimed"] += 1
             return entries[0]

@@ -410,7 +410,7 @@ def _sentinel(url: RedisUrl, settings: RedisSettings, client_name: str | None) -
         "username": url.query.get("sentinel_username"),
         "password": url.query.get("sentinel_password"),
     }
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         list(url.hosts),
         sentinel_kwargs={**common, **sentinel_auth, "ssl": url.tls},
         decode_responses=False,

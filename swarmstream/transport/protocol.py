@@ -19,7 +19,7 @@ from swarmstream.transport.scripts import Scripts
 
 #: the wire protocol this code speaks (docs/protocol.md); the major number changes
 #: only with an incompatible change
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 
 #: settings that must be the same for every worker of a swarm (script arguments)
 SHARED = ("claim_idle_ms", "done_ttl", "error_ttl", "findings_maxlen", "dead_maxlen")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from swarmstream.codec import text as _s
@@ -29,22 +31,41 @@ def _info_fields(info: WorkerInfo) -> dict[str, str]:
     }
 
 
-def parse_worker(raw: dict[bytes, bytes]) -> WorkerInfo:
-    """A WorkerInfo from the hash a worker publishes."""
-    d = {_s(k): _s(v) for k, v in raw.items()}
+#: Worker states by published value (a dict lookup; ``WorkerState(v)`` is slower).
+_STATES: dict[str, WorkerState] = {state.value: state for state in WorkerState}
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(raw: bytes | str) -> tuple[Any, ...]:
+    """A published JSON list (``specs``, ``current``) as a tuple. Cached: a worker
+    publishes the same lists beat after beat, and a monitor parses every worker
+    on every refresh."""
+    return tuple(json.loads(_s(raw) or "[]"))
+
+
+def parse_worker(raw: Mapping[bytes, bytes]) -> WorkerInfo:
+    """A WorkerInfo from the hash a worker publishes (an HGETALL reply).
+
+    Numbers are parsed from the reply's bytes as they are (``int(b"12")``): the
+    fields a worker publishes are ASCII."""
+    if b"name" not in raw:  # str keys (a decoding client), or no name: KeyError below
+        raw = {k if isinstance(k, bytes) else k.encode(): v for k, v in raw.items()}
+    get = raw.get
+    state = _s(get(b"state") or b"idle")
+    busy_since = get(b"busy_since")
     return WorkerInfo(
-        name=d["name"],
-        host=d.get("host", ""),
-        pid=int(d.get("pid") or 0),
-        specs=tuple(json.loads(d.get("specs") or "[]")),
-        state=WorkerState(d.get("state") or "idle"),
-        concurrency=int(d.get("concurrency") or 1),
-        current=tuple(json.loads(d.get("current") or "[]")),
-        busy_since=float(d["busy_since"]) if d.get("busy_since") else None,
-        done=int(d.get("done") or 0),
-        failed=int(d.get("failed") or 0),
-        started=float(d.get("started") or 0),
-        heartbeat=float(d.get("heartbeat") or 0),
+        name=_s(raw[b"name"]),
+        host=_s(get(b"host") or b""),
+        pid=int(get(b"pid") or 0),
+        specs=_names(get(b"specs") or b""),
+        state=_STATES.get(state) or WorkerState(state),
+        concurrency=int(get(b"concurrency") or 1),
+        current=_names(get(b"current") or b""),
+        busy_since=float(busy_since) if busy_since else None,
+        done=int(get(b"done") or 0),
+        failed=int(get(b"failed") or 0),
+        started=float(get(b"started") or 0),
+        heartbeat=float(get(b"heartbeat") or 0),
     )
 
 
@@ -83,5 +104,13 @@ class Registry:
             rows = await pipe.execute()
         return [parse_worker(r) for r in rows if r]
 
-    async def live_names(self) -> set[str]:
-        return {w.name for w in await self.workers()}
+    async def alive(self, names: list[str]) -> set[str]:
+        """Those of ``names`` whose heartbeat has not expired: one pipelined EXISTS per
+        name (the server's TTL decides, so clocks of other machines do not matter)."""
+        if not names:
+            return set()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self.keys.worker(name))
+            found = await pipe.execute()
+        return {name for name, n in zip(names, found, strict=True) if n}

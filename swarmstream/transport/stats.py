@@ -2,13 +2,13 @@
 per item, whatever the number of tasks.
 
 Round trip 1 reads the registries (specs set, workers and shards zsets) and the
-server clock. Round trip 2 reads, per spec, XLEN, XINFO GROUPS, the XPENDING
-summary, the dead-letter XLEN, the stats hash, the latest findings, the oldest
-member of the leases zset, the oldest pending entry (XPENDING - + 1), the usage
-totals (its ``usage`` hash: a few fields per model and shard) and its budget; per worker,
-its heartbeat hash; per shard, its meta hash and workflow progress. Every command
-is O(1), O(log n) or O(consumers) in Redis, so the cost does not grow with the
-number of pending or queued entries.
+server clock. Round trip 2 reads, per spec, XLEN, XINFO GROUPS (the group's lag,
+entries read, consumers and pending entries), the dead-letter XLEN, the stats hash,
+the latest findings, the oldest member of the leases zset, the oldest pending entry
+(XPENDING - + 1), the usage totals (its ``usage`` hash: a few fields per model and
+shard) and its budget; per worker, its heartbeat hash; per shard, its meta hash and
+workflow progress. Every command is O(1), O(log n) or O(consumers) in Redis, so the
+cost does not grow with the number of pending or queued entries.
 
 What a read returns is typed and decoded (``StatsReading``: a ``SpecRow`` per spec,
 a ``WorkerInfo`` per live worker, a ``ShardStats`` per shard); a reply Redis
@@ -25,7 +25,7 @@ from typing import Any
 from swarmstream import codec
 from swarmstream.accounting import Budget, SpecUsage, Totals, add_up, worker_totals
 from swarmstream.codec import text as _s
-from swarmstream.keys import GROUP, Keys
+from swarmstream.keys import GROUP, Keys, SpecKeys
 from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.connection import str_hash
 from swarmstream.transport.link import Link
@@ -36,7 +36,7 @@ FEED_PER_SPEC = 10
 #: Findings the feed keeps; with many specs the first read takes fewer per spec.
 FEED_SIZE = 20
 #: Replies per spec in round trip 2.
-PER_SPEC = 10
+PER_SPEC = 9
 #: Fields of a shard's workflow hash shown as its progress.
 WORKFLOW_FIELDS = ("passes", "state", "tasks", "findings")
 
@@ -65,7 +65,7 @@ class SpecRow:
     lag: int | None
     entries_read: int | None  # the group's entries-read (Redis 7+)
     consumers: int  # consumers of the group
-    pending: int  # delivered to a worker, not yet acknowledged (XPENDING summary)
+    pending: int  # delivered to a worker, not yet acknowledged (the group's PEL)
     dead: int  # XLEN of the dead-letter stream
     counters: Counters
     #: the latest findings (newest first) that decode; a foreign producer's odd one
@@ -108,6 +108,24 @@ class StatsReading:
     #: registered workers whose heartbeat hash expired: dropped on the next read
     expired_workers: tuple[str, ...] = ()
     namespace_budget: Budget = field(default_factory=Budget)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpecKeyNames:
+    """The keys of one spec that round trip 2 reads, built once (``SpecKeys``
+    builds each name on every access)."""
+
+    tasks: str
+    dead: str
+    stats: str
+    findings: str
+    leases: str
+    usage: str
+    budget: str
+
+    @classmethod
+    def of(cls, k: SpecKeys) -> _SpecKeyNames:
+        return cls(k.tasks, k.dead, k.stats, k.findings, k.leases, k.usage, k.budget)
 
 
 def _int(value: Any) -> int | None:
@@ -211,6 +229,8 @@ class StatsReader:
         self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
         self._forget: list[str] = []  # expired workers, dropped on the next read
+        #: per spec, the keys round trip 2 reads (built and validated once)
+        self._spec_keys: dict[str, _SpecKeyNames] = {}
 
     async def read(self, feed_since: str | None = None) -> StatsReading:
         """Everything a snapshot is made of, decoded (see swarmstream.monitor).
@@ -246,14 +266,12 @@ class StatsReader:
             i += PER_SPEC
         live: list[WorkerInfo] = []
         expired: list[str] = []
-        for name in workers:
-            row = rows[i]
-            i += 1
-            if row and not isinstance(row, Exception):
-                if (info := _worker(row)) is not None:
-                    live.append(info)
-            elif not row:
+        for name, row in zip(workers, rows[i : i + len(workers)], strict=True):
+            if not row:
                 expired.append(name)
+            elif not isinstance(row, Exception) and (info := _worker(row)) is not None:
+                live.append(info)
+        i += len(workers)
         self._forget = expired
         shard_rows = []
         for shard in shards:
@@ -294,10 +312,9 @@ class StatsReader:
         """Round trip 2: a fixed handful of O(1) commands per spec, worker and shard."""
         per_spec = feed_count(len(specs), feed_since)
         for spec in specs:
-            k = self.keys.spec(spec)
+            k = self._keys_of(spec)
             pipe.xlen(k.tasks)
             pipe.xinfo_groups(k.tasks)
-            pipe.xpending(k.tasks, GROUP)
             pipe.xlen(k.dead)
             pipe.hgetall(k.stats)
             pipe.xrevrange(k.findings, min=feed_since or "-", count=per_spec)
@@ -311,18 +328,26 @@ class StatsReader:
             pipe.hgetall(self.keys.shard(shard).meta)
             pipe.hmget(self.keys.shard(shard).workflow, *WORKFLOW_FIELDS)
 
+    def _keys_of(self, spec: str) -> _SpecKeyNames:
+        """The keys of ``spec`` (``Keys.spec``, remembered: their names do not change)."""
+        k = self._spec_keys.get(spec)
+        if k is None:
+            if len(self._spec_keys) >= 10_000:  # specs come and go: stay bounded
+                self._spec_keys.clear()
+            k = self._spec_keys[spec] = _SpecKeyNames.of(self.keys.spec(spec))
+        return k
+
     def _spec_row(self, spec: str, replies: list[Any]) -> SpecRow:
-        length, groups, pending, dead, stats, feed, leases, first, usage, budget = replies
+        length, groups, dead, stats, feed, leases, first, usage, budget = replies
         group = _group_info(groups)
-        summary = pending if isinstance(pending, dict) else {}
         return SpecRow(
             name=spec,
-            stream=self.keys.spec(spec).tasks,
+            stream=self._keys_of(spec).tasks,
             length=length if isinstance(length, int) else 0,
             lag=_int(group.get("lag")),
             entries_read=_int(group.get("entries-read")),
             consumers=int(group.get("consumers") or 0),
-            pending=int(summary.get("pending") or 0),
+            pending=int(group.get("pending") or 0),
             dead=dead if isinstance(dead, int) else 0,
             counters=_counters(stats),
             feed=_feed(feed),

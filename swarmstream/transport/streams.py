@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: complete() outcomes per item
 RECORDED, DUPLICATE, LOST = 1, 0, -1
+#: most idle entries one reclaim scan lists (the rest wait for the next scan)
+SCAN_LIMIT = 1000
 
 
 @dataclass(slots=True)
@@ -238,19 +240,21 @@ class Streams:
         await asyncio.gather(*carried.values(), return_exceptions=True)
 
     async def reclaim(
-        self, spec: str, consumer: str, min_idle_ms: int, start: str, count: int
-    ) -> tuple[str, list[Entry]]:
-        """XAUTOCLAIM entries idle past ``min_idle_ms``, with their delivery counts."""
+        self, spec: str, consumer: str, min_idle_ms: int, count: int, scan_every_ms: int
+    ) -> list[Entry]:
+        """Take over up to ``count`` entries idle past ``min_idle_ms``, with their
+        delivery counts: first those a scan left in the due set, then, if this caller
+        is the one per ``scan_every_ms`` that scans, the group's idle entries (the
+        rest go to the due set for other workers). See ``reclaim.lua``."""
         k = self.keys.spec(spec)
-        nxt, flat, vanished = await self.scripts.reclaim(
-            keys=[k.tasks, k.leases, k.stats], args=[GROUP, consumer, min_idle_ms, start, count]
+        _, flat, vanished = await self.scripts.reclaim(
+            keys=[k.tasks, k.leases, k.stats, k.due, k.lock("scan")],
+            args=[GROUP, consumer, min_idle_ms, "0-0", count, scan_every_ms, SCAN_LIMIT],
         )
         for entry_id in vanished:
             await self.note_vanished(spec, _s(entry_id), consumer)
         triples = range(0, len(flat), 3)
-        return _s(nxt), [
-            Entry(spec, _s(flat[i]), fields_of(flat[i + 1]), int(flat[i + 2])) for i in triples
-        ]
+        return [Entry(spec, _s(flat[i]), fields_of(flat[i + 1]), int(flat[i + 2])) for i in triples]
 
     async def renew(
         self, spec: str, consumer: str, entry_ids: Iterable[str]
@@ -422,7 +426,7 @@ class Streams:
         if not entries:
             return []
         k = self.keys.spec(spec)
-        keys = [k.tasks, k.leases, *(k.released(i) for i, _ in entries)]
+        keys = [k.tasks, k.leases, *(k.released(i) for i, _ in entries), k.due]
         args: list[Any] = [GROUP, consumer, claim_idle_ms, self.retention.error_ttl]
         for entry_id, limit in entries:
             args += [entry_id, limit]
@@ -504,10 +508,20 @@ class Streams:
 
     # -- hygiene -----------------------------------------------------------
 
-    async def trim(self, spec: str) -> int:
-        """MINID-trim acked entries off the task stream; returns entries removed."""
+    async def trim(self, spec: str, every_ms: int | None = None) -> int:
+        """MINID-trim acked entries off the task stream; returns entries removed.
+
+        With ``every_ms``, one caller per period trims (the others get -1 at once)."""
         k = self.keys.spec(spec)
-        return int(await self.scripts.trim(keys=[k.tasks, k.leases]))
+        if every_ms is None:
+            return int(await self.scripts.trim(keys=[k.tasks, k.leases]))
+        keys = [k.tasks, k.leases, k.lock("trim")]
+        return int(await self.scripts.trim(keys=keys, args=[every_ms]))
+
+    async def chore_due(self, spec: str, chore: str, every_ms: int, holder: str) -> bool:
+        """True for the one caller per ``every_ms`` that does ``chore`` on ``spec``."""
+        key = self.keys.spec(spec).lock(chore)
+        return bool(await self.client.set(key, holder, nx=True, px=every_ms))
 
     async def consumers(self, spec: str) -> list[dict[str, Any]]:
         """XINFO CONSUMERS of the spec's group: name, pending, idle (ms)."""

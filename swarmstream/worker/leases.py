@@ -42,7 +42,6 @@ class Leases:
         self.hooks = hooks
         self.dispatch = dispatch
         self.paused = paused  # a spec paused by its budget: nothing of it is reclaimed
-        self._cursors = dict.fromkeys(specs, "0-0")
 
     async def renew(self) -> None:
         """Renew every entry with something behind it; drop those taken or acked."""
@@ -68,18 +67,17 @@ class Leases:
                     owned.job.cancel()
 
     async def reclaim(self, free: Callable[[], int]) -> None:
-        """One XAUTOCLAIM round over the specs while slots are free."""
+        """One reclaim round over the specs while slots are free (``reclaim.lua``:
+        due entries first; one worker per reclaim interval scans for them)."""
         min_idle = int(self.cfg.claim_idle * 1000)
+        scan_ms = max(1, int(self.cfg.reclaim_every * 1000))
         for spec in self.specs:
             count = free()
             if count <= 0:
                 break
             if self.paused(spec):
                 continue
-            nxt, entries = await self.streams.reclaim(
-                spec, self.name, min_idle, self._cursors[spec], count
-            )
-            self._cursors[spec] = nxt
+            entries = await self.streams.reclaim(spec, self.name, min_idle, count, scan_ms)
             self.hooks.lease(LeaseKind.RECLAIMED, spec, len(entries))
             for entry in entries:
                 log.info("reclaimed %s/%s (delivery %d)", spec, entry.entry_id, entry.deliveries)
@@ -109,17 +107,22 @@ class Leases:
             total += found
         return total
 
-    async def prune_dead(self, registry: Registry) -> None:
-        """Remove consumers of dead workers that own nothing any more."""
-        live = await registry.live_names()
+    async def prune_dead(self, registry: Registry, every: float) -> None:
+        """Remove consumers of dead workers that own nothing any more: done for each
+        spec by one worker per ``every`` seconds (the others skip it at once)."""
         stale_ms = 2 * self.cfg.claim_idle * 1000
         for spec in self.specs:
-            for c in await self.streams.consumers(spec):
-                if c["name"] in live or c["name"] == self.name:
-                    continue
-                stale = c["pending"] == 0 and c["idle"] > stale_ms
-                if stale and await self.streams.prune_consumer(spec, c["name"]):
-                    log.info("pruned dead consumer %s from %s", c["name"], spec)
+            if not await self.streams.chore_due(spec, "prune", int(every * 1000), self.name):
+                continue
+            candidates = [
+                c["name"]
+                for c in await self.streams.consumers(spec)
+                if c["name"] != self.name and c["pending"] == 0 and c["idle"] > stale_ms
+            ]
+            live = await registry.alive(candidates)
+            for name in candidates:
+                if name not in live and await self.streams.prune_consumer(spec, name):
+                    log.info("pruned dead consumer %s from %s", name, spec)
 
     async def release_all(self, exhausted: Callable[[Owned, int], Awaitable[None]]) -> None:
         """Give back everything this worker still has in its pending lists (entries it

@@ -555,13 +555,15 @@ class EphemeralWorker:
                 await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
                 await self.gate.refresh()
                 now = time.monotonic()
-                if now >= next_trim:
+                if now >= next_trim:  # one worker per interval trims each spec
                     next_trim = now + self.cfg.trim_interval
+                    trim_ms = int(self.cfg.trim_interval * 1000)
                     for spec in self.specs:
-                        await self.streams.trim(spec)
+                        await self.streams.trim(spec, trim_ms)
                 if now >= next_prune:
-                    next_prune = now + max(30.0, self.cfg.claim_idle)
-                    await self.leases.prune_dead(self.registry)
+                    prune_every = max(30.0, self.cfg.claim_idle)
+                    next_prune = now + prune_every
+                    await self.leases.prune_dead(self.registry, prune_every)
             except TRANSIENT as exc:
                 log.warning("upkeep failed (%s); retrying", exc)
             await self._pause(self.cfg.heartbeat_interval)
