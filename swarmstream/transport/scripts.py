@@ -47,6 +47,10 @@ class Scripts:
     vanished: AsyncScript
     publish: AsyncScript
 
+    def source(self, name: str) -> str:
+        """A script's Lua source, by script name."""
+        return str(getattr(self, name).script)
+
     def shas(self) -> dict[str, str]:
         """Each script's SHA1 (what EVALSHA names it by), by script name."""
         return {name: str(getattr(self, name).sha) for name in _NAMES}

@@ -3,8 +3,10 @@
 
 A finishing job writes its finding itself when no write is in flight (one event-loop
 turn less on every task's latency); under load, completions pile up meanwhile and
-the flush loop records them in batches. A batch that cannot reach Redis is put back
-and written again: the Lua step is idempotent and fenced, so that is always safe.
+the flush loop records them in batches. When ``OVERLAP`` of them wait behind a
+write in flight (far from Redis), a second write starts at once. A batch that
+cannot reach Redis is put back and written again: the Lua step is idempotent and
+fenced, so that is always safe.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from swarmstream.transport.streams import Completion, Streams
 from swarmstream.worker.ledger import Ledger
 
 log = logging.getLogger(__name__)
+#: a second write may start while one is in flight once this many completions wait
+#: (far from Redis, a round trip's worth of them piles up behind each write)
+OVERLAP = 1024
+#: most writes in flight at once
+MAX_WRITES = 2
 
 
 class Flusher:
@@ -42,6 +49,7 @@ class Flusher:
         self.buffer: dict[str, list[Completion]] = defaultdict(list)
         self.wanted = asyncio.Event()
         self.flushing = 0  # flushes in flight
+        self.queued = 0  # completions in the buffer
 
     def __bool__(self) -> bool:
         """True while completions wait to be written."""
@@ -50,11 +58,15 @@ class Flusher:
     async def add(self, spec: str, item: Completion, batch_only: bool) -> None:
         """Queue a completion; written at once unless a flush is in flight (or
         ``batch_only``), else by the flush loop with whatever joins it meanwhile."""
-        self.buffer[spec].append(item)
-        if self.flushing or batch_only:
+        buffer = self.buffer[spec]
+        buffer.append(item)
+        self.queued += 1
+        if batch_only:
             self.wanted.set()
-        else:
+        elif not self.flushing or (self.flushing < MAX_WRITES and self.queued >= OVERLAP):
             await self.now()
+        else:
+            self.wanted.set()
 
     async def now(self) -> None:
         """Write the queue in this task's turn. Counted in ``flushing`` before its first
@@ -87,7 +99,7 @@ class Flusher:
                 self.flushing -= 1
 
     async def once(self) -> None:
-        batch, self.buffer = self.buffer, defaultdict(list)
+        batch, self.buffer, self.queued = self.buffer, defaultdict(list), 0
         try:
             for spec in list(batch):
                 items = batch[spec]
@@ -109,4 +121,5 @@ class Flusher:
         finally:
             for spec, items in batch.items():  # put back what was not written
                 self.buffer[spec][:0] = items
+                self.queued += len(items)
             self.written()

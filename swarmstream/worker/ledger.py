@@ -2,8 +2,9 @@
 ones it left there on purpose.
 
 An owned entry is renewed only while something is behind it: its handler is
-running, or its finding waits to be written. Everything else a worker lets go of
-is forgotten at once, so no lease is ever renewed with no job behind it.
+running, its finding waits to be written, or it waits in the read-ahead queue.
+Everything else a worker lets go of is forgotten at once, so no lease is ever
+renewed with no job behind it.
 
 Deferred entries are still in this worker's pending list, but are not its to run:
 a retry waiting for its backoff, or an entry whose outcome could not be written.
@@ -37,6 +38,7 @@ class Owned:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     started: bool = False  # its handler started: a release then counts
     writing: bool = False  # its finding is queued or being written
+    queued: bool = False  # read ahead: waits in the worker's queue for a slot
 
     @property
     def key(self) -> Key:
@@ -49,8 +51,9 @@ class Owned:
 
     @property
     def alive(self) -> bool:
-        """Something is behind the entry: a running handler or a finding to write."""
-        return self.writing or (self.job is not None and not self.job.done())
+        """Something is behind the entry: a running handler, a finding to write, or
+        a place in the worker's read-ahead queue."""
+        return self.writing or self.queued or (self.job is not None and not self.job.done())
 
 
 class Ledger:

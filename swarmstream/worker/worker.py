@@ -46,6 +46,7 @@ from swarmstream.worker.gate import BudgetGate
 from swarmstream.worker.hooks import Hooks, WorkerHooks
 from swarmstream.worker.leases import Leases
 from swarmstream.worker.ledger import Ledger, Owned
+from swarmstream.worker.readahead import ReadAhead
 
 log = logging.getLogger(__name__)
 #: what may end a cleanup step at exit: Redis away, or the grace period over
@@ -102,6 +103,15 @@ class EphemeralWorker:
         self._dispatched = 0
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
+        #: delivered entries not started yet, and the reads in flight (``readahead``)
+        self.ahead = ReadAhead(
+            self.cfg.concurrency,
+            self.ledger,
+            self._launch,
+            lambda: self._running < self.cfg.concurrency,
+            self._slot_free.set,
+            self._stop,
+        )
         self._closing = asyncio.Event()
         self._force = False
         self._deadline: float | None = None  # monotonic end of the grace period
@@ -171,7 +181,8 @@ class EphemeralWorker:
         return self.summary()
 
     async def step(self) -> int:
-        """One iteration: wait for a free slot, read a batch, dispatch it."""
+        """One iteration: wait for room (free slots, plus read-ahead: ``readahead``),
+        send a read; it queues what it delivers, started in order as slots free up."""
         count = await self._free_slots()
         if count == 0 or self._stop.is_set():
             return 0
@@ -184,14 +195,21 @@ class EphemeralWorker:
             return 0
         if self.state is WorkerState.PAUSED:
             self.state = WorkerState.IDLE
-        entries = await self.streams.read(specs, self.name, count, int(self.cfg.block * 1000))
-        for entry in entries:
-            self._dispatch(entry)
-        if entries:
-            # Let the new jobs take their first step (a quick handler finishes and
-            # sends its finding) before this loop sends its next blocking read.
-            await asyncio.sleep(0)
-        return len(entries)
+        block = int(self.cfg.block * 1000)
+        if not self.ahead.reads and not self.ahead.target():
+            # No read-ahead (slow tasks, or near Redis and idle): read inline.
+            sent = time.monotonic()
+            entries = await self.streams.read(specs, self.name, count, block)
+            self.ahead.measured(time.monotonic() - sent, count, len(entries))
+            for entry in entries:
+                self._dispatch(entry)
+            if entries:
+                # Let the new jobs take their first step (a quick handler finishes and
+                # sends its finding) before this loop sends its next blocking read.
+                await asyncio.sleep(0)
+            return len(entries)
+        self.ahead.send(self.streams.read(specs, self.name, count, block), count)
+        return count
 
     def summary(self) -> WorkerSummary:
         c = self._counts
@@ -283,15 +301,28 @@ class EphemeralWorker:
             self._dispatch,
             self.gate.paused,
         )
+        # open the connections reads, writes and loops will use side by side, while
+        # the start-up's own round trips run (see ReadAhead.warm_up)
+        tasks_keys = [self.keys.spec(s).tasks for s in self.specs]
+        hot = [self.transport.scripts.source(n) for n in ("complete", "reclaim", "renew")]
+        warm = asyncio.ensure_future(self.ahead.warm_up(self.streams.link, tasks_keys, hot))
         for spec in self.specs:
             await self.streams.ensure_group(spec)
+        await warm
         await self._check_protocol()
         await self.gate.refresh()
         self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
-        await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
+        await self._heartbeat()
         log.info("worker %s started on %s", self.name, ", ".join(self.specs))
         return True
+
+    async def _heartbeat(self) -> None:
+        """Publish the worker's state; its round trip is a sample of the distance to
+        Redis for the read-ahead (a small command: no transfer in it)."""
+        sent = time.monotonic()
+        await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
+        self.ahead.round_trip(time.monotonic() - sent)
 
     def _past_grace(self) -> bool:
         """True once a stop's grace period is over: pending writes give up."""
@@ -414,25 +445,31 @@ class EphemeralWorker:
             log.warning("worker %s: looking for lost deliveries failed (%s)", self.name, exc)
 
     async def _free_slots(self) -> int:
+        """Entries to read now (``ReadAhead.want``), waiting for room; 0 on a stop or
+        once ``max_tasks`` is reached and nothing is held. Raises a failed read's error."""
         limit = 1 if self.cfg.once else self.cfg.max_tasks
         while not self._stop.is_set():
-            free = self.cfg.concurrency - self._running
-            if limit is not None:
-                free = min(free, limit - self._dispatched)
-                if free <= 0 and not self.ledger:
-                    return 0
-            if free > 0:
-                return free
+            self.ahead.check()
+            remaining = None if limit is None else limit - self._dispatched
+            if remaining is not None and remaining <= 0 and not (self.ledger or self.ahead.asked):
+                return 0
+            ahead = not self._budgeted() and len(self.gate.active()) == len(self.specs)
+            if count := self.ahead.want(self._running, remaining, ahead):
+                return count
             self._slot_free.clear()
             await self._slot_free.wait()
         return 0
 
     def _dispatch(self, entry: Entry) -> None:
+        """Start a reclaimed or recovered entry at once."""
         owned = self.ledger.add(entry)
         if owned is None:
             return  # our own entry, reclaimed after a missed renewal: already running
         if self._stop.is_set():
             return  # read after drain began: released at shutdown, never started
+        self._launch(owned)
+
+    def _launch(self, owned: Owned) -> None:
         self._running += 1
         self._dispatched += 1
         self._last_activity = time.monotonic()
@@ -443,8 +480,14 @@ class EphemeralWorker:
         owned.job.add_done_callback(lambda job: self._job_ended(owned, job))
 
     async def _execute(self, owned: Owned) -> None:
+        since = time.monotonic()
+        held = True  # the slot: given back before the finding is written
         try:
-            await self._settle(owned, await self.execution.run(owned))
+            outcome = await self.execution.run(owned)
+            self.ahead.finished(since)
+            if not self._budgeted():  # with a budget, the spend is booked first
+                held = self._free_slot()
+            await self._settle(owned, outcome)
         except asyncio.CancelledError:
             pass  # lease lost or shutdown: the entry is released or already taken
         except TRANSIENT as exc:  # gave up writing at the end of the grace period
@@ -458,13 +501,25 @@ class EphemeralWorker:
             log.exception("worker %s: entry %s/%s failed", self.name, *owned.key)
             await self._orphan(owned, exc)
         finally:
-            self._running -= 1
-            self._last_activity = time.monotonic()
-            if self._running == 0:
-                self._busy_since = None
-                if self.state is WorkerState.BUSY:
-                    self.state = WorkerState.IDLE
-            self._slot_free.set()
+            if held:
+                self._free_slot()
+
+    def _budgeted(self) -> bool:
+        """A budget applies: no read-ahead, and a slot is held until its finding is
+        written (what was spent is known before more is claimed)."""
+        return bool(self.gate.limited) or self.gate.namespace is not None
+
+    def _free_slot(self) -> bool:
+        """A handler ended: start the next queued entry; False (no slot held now)."""
+        self._running -= 1
+        self._last_activity = time.monotonic()
+        self.ahead.start_queued()
+        if self._running == 0:
+            self._busy_since = None
+            if self.state is WorkerState.BUSY:
+                self.state = WorkerState.IDLE
+        self._slot_free.set()
+        return False
 
     def _job_ended(self, owned: Owned, job: asyncio.Task[None]) -> None:
         """A job that died of an exception is noticed at once: logged, and its entry
@@ -552,7 +607,7 @@ class EphemeralWorker:
         next_trim = next_prune = time.monotonic()
         while not self._closing.is_set():
             try:
-                await self.registry.heartbeat(self.info(), self.cfg.heartbeat_ttl)
+                await self._heartbeat()
                 await self.gate.refresh()
                 now = time.monotonic()
                 if now >= next_trim:  # one worker per interval trims each spec
