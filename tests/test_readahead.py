@@ -158,3 +158,29 @@ async def test_max_tasks_is_never_exceeded_with_read_ahead(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_more_than_a_page_of_queued_entries_is_released_on_stop(
+    swarm: Swarm, settings: Settings, raw: redis.Redis
+) -> None:
+    """Release at exit pages through the worker's pending list (1,000 per call)."""
+    await _submit(swarm, 2600)
+    release = asyncio.Event()
+
+    async def slow(task: Task) -> str:
+        await release.wait()
+        return task.text
+
+    worker = EphemeralWorker(SPEC, slow, settings.with_worker(concurrency=2), name="page-ra")
+    worker.ahead.target = lambda: 2400  # type: ignore[method-assign]
+    runner = asyncio.create_task(worker.run())
+    await await_until(lambda: _async(len(worker.ledger) > 2000), 30, "over 2,000 entries held")
+    worker.stop()
+    release.set()
+    await asyncio.wait_for(runner, 30)
+    tasks = Keys(settings.redis.namespace).spec(SPEC).tasks
+    rows = raw.xpending_range(tasks, GROUP, "-", "+", 5000, consumername="page-ra")
+    assert len(rows) > 2000
+    idle_ms = settings.worker.claim_idle * 1000
+    assert all(r["time_since_delivered"] >= idle_ms for r in rows)  # all reclaimable now
+    assert all(r["times_delivered"] == 0 for r in rows)  # none spent an attempt

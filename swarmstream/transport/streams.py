@@ -270,11 +270,15 @@ class Streams:
         )
         return [_s(i) for i in taken], [_s(i) for i in gone]
 
-    async def own_pending(self, spec: str, consumer: str, count: int) -> list[tuple[str, int]]:
+    async def own_pending(
+        self, spec: str, consumer: str, count: int, after: str | None = None
+    ) -> list[tuple[str, int]]:
         """The entries the group has delivered to ``consumer`` and not seen acked:
-        (entry id, delivery count), oldest first, at most ``count``."""
+        (entry id, delivery count), oldest first (newer than ``after``), at most
+        ``count``."""
+        start = "-" if after is None else f"({after}"
         rows = await self.client.xpending_range(
-            self.keys.spec(spec).tasks, GROUP, "-", "+", count, consumername=consumer
+            self.keys.spec(spec).tasks, GROUP, start, "+", count, consumername=consumer
         )
         return [(_s(r["message_id"]), int(r["times_delivered"])) for r in rows]
 

@@ -129,20 +129,33 @@ class Leases:
         owns but will not finish, and any a lost reply delivered), for immediate
         reclaim. An entry released as often as its max_attempts is handed to
         ``exhausted`` (with its release count) instead, to be dead-lettered."""
-        idle_ms = int(self.cfg.claim_idle * 1000)
         for spec in self.specs:
-            pending = await self.streams.own_pending(spec, self.name, RECOVER_COUNT)
-            items: list[tuple[str, int]] = []
-            for entry_id, _ in pending:
-                if (spec, entry_id) in self.ledger.deferred:
-                    continue  # a retry waiting for its backoff: left as it is
-                owned = self.ledger.get((spec, entry_id))
-                started = owned is not None and owned.started
-                items.append((entry_id, owned.max_attempts if owned and started else 0))
-            results = await self.streams.release(spec, self.name, items, idle_ms)
-            self.hooks.lease(LeaseKind.RELEASED, spec, sum(1 for r in results if r == 1))
-            for (entry_id, _), result in zip(items, results, strict=True):
-                owned = self.ledger.get((spec, entry_id))
-                if result < 0 and owned is not None:
-                    await exhausted(owned, -result)
+            after: str | None = None  # released entries stay listed under this worker
+            while page := await self.streams.own_pending(spec, self.name, RECOVER_COUNT, after):
+                await self._release_page(spec, page, exhausted)
+                after = page[-1][0]
+                if len(page) < RECOVER_COUNT:
+                    break
         self.ledger.owned.clear()
+
+    async def _release_page(
+        self,
+        spec: str,
+        pending: list[tuple[str, int]],
+        exhausted: Callable[[Owned, int], Awaitable[None]],
+    ) -> None:
+        """Release one page of this worker's pending entries of ``spec``."""
+        idle_ms = int(self.cfg.claim_idle * 1000)
+        items: list[tuple[str, int]] = []
+        for entry_id, _ in pending:
+            if (spec, entry_id) in self.ledger.deferred:
+                continue  # a retry waiting for its backoff: left as it is
+            owned = self.ledger.get((spec, entry_id))
+            started = owned is not None and owned.started
+            items.append((entry_id, owned.max_attempts if owned and started else 0))
+        results = await self.streams.release(spec, self.name, items, idle_ms)
+        self.hooks.lease(LeaseKind.RELEASED, spec, sum(1 for r in results if r == 1))
+        for (entry_id, _), result in zip(items, results, strict=True):
+            owned = self.ledger.get((spec, entry_id))
+            if result < 0 and owned is not None:
+                await exhausted(owned, -result)
