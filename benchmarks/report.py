@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report_swarm
+
 #: (key, what, target text, test on the value)
 TARGETS: list[tuple[str, str, str, Any]] = [
     (
@@ -45,7 +47,7 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
 
 
 def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
-    """The figures of the cluster, accounting and answers steps."""
+    """The figures of the cluster, accounting, answers, CLI, swarm and distance steps."""
     figures: dict[str, Any] = {}
     if cl := data["cluster"]:
         figures["cluster"] = {
@@ -66,7 +68,7 @@ def _more_figures(data: dict[str, Any]) -> dict[str, Any]:
         figures["answers"] = _answers_figures(ans)
     if cli := data.get("cli_startup"):
         figures["cli"] = _cli_figures(cli)
-    return figures
+    return figures | report_swarm.figures(data)
 
 
 def _cli_figures(cli: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +108,7 @@ def build(out: Path) -> dict[str, Any]:
     """Collect the key figures and the targets' ratios from the step JSONs in ``out``."""
     data = {n: _load(out, n) for n in ("latency", "throughput", "context_borrow")}
     more = ("workflow", "peers", "scale", "malformed", "cluster", "accounting", "answers", "run")
-    data |= {n: _load(out, n) for n in (*more, "cli_startup")}
+    data |= {n: _load(out, n) for n in (*more, "cli_startup", *report_swarm.STEPS)}
     machine: dict[str, Any] = next(
         (d["machine"] for d in data.values() if d and "machine" in d), {}
     )
@@ -269,7 +271,7 @@ def _markdown_more(f: dict[str, Any]) -> list[str]:
         md += _markdown_cluster(f["cluster"])
     if "answers" in f:
         md += _markdown_answers(f["answers"])
-    return md
+    return md + report_swarm.markdown(f)
 
 
 def _markdown_answers(a: dict[str, Any]) -> list[str]:

@@ -45,6 +45,8 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "accounting": ("accounting.py", [], ["--quick"]),
     "answers": ("answers_eval.py", [], ["--quick", "--check"]),
     "cli_startup": ("cli_startup.py", [], ["--quick"]),
+    "swarm": ("swarm.py", [], ["--quick"]),
+    "distance": ("distance.py", [], ["--quick"]),
 }
 
 
