@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -58,6 +59,8 @@ WARM = 6
 RTT_SAMPLES = 8
 #: tasks completed between two samples of the CPU per task (besides one per read)
 SAMPLE = 64
+
+log = logging.getLogger(__name__)
 
 Read = Coroutine[Any, Any, list[Entry]]
 
@@ -155,7 +158,9 @@ class ReadAhead:
         self.solo = len(link.slot_groups(keys)) > 1
         loads = [link.load_script(source) for source in scripts[:WARM]]
         pings = [link.call("PING", key=keys[0]) for _ in range(WARM - len(loads))]
-        await asyncio.gather(*loads, *pings)
+        for failed in await asyncio.gather(*loads, *pings, return_exceptions=True):
+            if isinstance(failed, Exception):  # only a head start: the real calls retry
+                log.debug("warming connections up: %s", failed)
 
     def finished(self, since: float) -> None:
         """A handler started at ``since`` (monotonic) returned."""

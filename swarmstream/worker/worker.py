@@ -301,16 +301,17 @@ class EphemeralWorker:
             self._dispatch,
             self.gate.paused,
         )
+        await self.streams.ensure_group(self.specs[0])  # a cluster client learns its slots
         # open the connections reads, writes and loops will use side by side, while
         # the start-up's own round trips run (see ReadAhead.warm_up)
         tasks_keys = [self.keys.spec(s).tasks for s in self.specs]
         hot = [self.transport.scripts.source(n) for n in ("complete", "reclaim", "renew")]
         warm = asyncio.ensure_future(self.ahead.warm_up(self.streams.link, tasks_keys, hot))
-        for spec in self.specs:
+        for spec in self.specs[1:]:
             await self.streams.ensure_group(spec)
-        await warm
         await self._check_protocol()
         await self.gate.refresh()
+        await warm
         self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
         await self._heartbeat()
