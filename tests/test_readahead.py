@@ -48,8 +48,9 @@ def test_no_read_ahead_for_slow_handlers_or_unknown_timings() -> None:
     assert _ahead().target() == 0
     assert _ahead(rtt=0.25, duration=0.001).target() == 0  # no CPU per task yet
     assert _ahead(rtt=0.25, duration=5.0, cpu=1e-4).target() == 0  # slower than PATIENCE RTTs
-    near = _ahead(rtt=0.001, duration=0.0001, cpu=1 / 5000)
-    assert near.target() == int(5000 * 0.001 * MARGIN)  # what its CPU completes, not its slots
+    near = _ahead(rtt=0.001, duration=0.0001, cpu=1 / 20_000)
+    assert near.target() == int(20_000 * 0.001 * MARGIN)  # what its CPU completes, not its slots
+    assert _ahead(rtt=0.0003, duration=0.0001, cpu=1 / 5000).target() == 0  # < MIN_AHEAD: none
     fast = _ahead(rtt=0.25, duration=0.001, cpu=1e-5)
     assert fast.target() == fast.cap
     assert fast.want(running=8, remaining=None, ahead=True) == fast.cap

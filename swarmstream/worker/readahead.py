@@ -42,6 +42,9 @@ from swarmstream.worker.ledger import Ledger, Owned
 
 #: read-ahead = slots' completion rate x read round trip x MARGIN
 MARGIN = 2.0
+#: a smaller read-ahead is none: the reads stay inline (one request at a time near
+#: Redis would otherwise pay a read task and its wake-ups for nothing)
+MIN_AHEAD = 16
 #: most entries read ahead: CAP_SLOTS x concurrency, and never more than CAP
 CAP_SLOTS = 64
 CAP = 16384
@@ -127,7 +130,8 @@ class ReadAhead:
         if rtt is None or duration is None or cpu is None or duration > PATIENCE * rtt:
             return 0
         rate = min(self.concurrency / max(duration, 1e-6), 1 / max(cpu, 1e-6))
-        return min(self.cap, int(rate * rtt * MARGIN))
+        ahead = min(self.cap, int(rate * rtt * MARGIN))
+        return ahead if ahead >= MIN_AHEAD else 0  # a few entries: not worth a read task
 
     def want(self, running: int, remaining: int | None, ahead: bool) -> int:
         """How many entries to read now; 0 to wait for a slot, a read or a write.
