@@ -47,6 +47,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "cli_startup": ("cli_startup.py", [], ["--quick"]),
     "swarm": ("swarm.py", [], ["--quick"]),
     "distance": ("distance.py", [], ["--quick"]),
+    "handler_redis": ("handler_redis.py", [], ["--quick"]),
 }
 
 

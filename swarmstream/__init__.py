@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from swarmstream.settings import RedisSettings, Retention, Settings, WorkerSettings
     from swarmstream.worker import EphemeralWorker, WorkerSummary
     from swarmstream.worker.process import run_worker, spawn_worker
+    from swarmstream.worker.shared_redis import SharedRedis, worker_redis
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,8 @@ _WHERE = {
     "WorkerSummary": "swarmstream.worker",
     "run_worker": "swarmstream.worker.process",
     "spawn_worker": "swarmstream.worker.process",
+    "SharedRedis": "swarmstream.worker.shared_redis",
+    "worker_redis": "swarmstream.worker.shared_redis",
 }
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "Result",
     "Retention",
     "Settings",
+    "SharedRedis",
     "Status",
     "Swarm",
     "SwarmstreamError",
@@ -79,6 +83,7 @@ __all__ = [
     "__version__",
     "run_worker",
     "spawn_worker",
+    "worker_redis",
 ]
 
 

@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import redis
 
 from swarmstream import Settings
 from swarmstream.keys import Keys
+from swarmstream.worker import EphemeralWorker
 from swarmstream.worker.process import spawn_worker
 
 T = TypeVar("T")
@@ -117,3 +118,17 @@ def busy_task(raw: redis.Redis, settings: Settings, worker: str) -> str | None:
     cur = raw.hget(Keys(settings.redis.namespace).worker(worker), "current")
     ids = json.loads(cur) if cur else []
     return ids[0] if ids else None
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    spec: str, handler: Any, settings: Settings, concurrency: int = 2
+) -> AsyncIterator[EphemeralWorker]:
+    """An in-process worker of ``spec`` running ``handler`` until the block ends."""
+    worker = EphemeralWorker(spec, handler, settings.with_worker(concurrency=concurrency))
+    job = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(job, 30)

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import kill9, stop, wait_until
+from helpers import kill9, running_worker, stop, wait_until
 
-from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
+from swarmstream import Settings, Status, Swarm, Task
 from swarmstream.embedded import process_alive
 from swarmstream.errors import ConfigError, HandlerError
 from swarmstream.handlers.exec import ExecHandler, parse_output
@@ -123,20 +122,6 @@ async def _stop(proc: subprocess.Popen[bytes]) -> str:
     err = await asyncio.to_thread(stop, proc)
     assert proc.returncode == 0, err
     return err
-
-
-@contextlib.asynccontextmanager
-async def _running(
-    handler: ExecHandler, settings: Settings, concurrency: int = 2
-) -> AsyncIterator[EphemeralWorker]:
-    """An in-process worker running ``handler`` until the block ends."""
-    worker = EphemeralWorker(SPEC, handler, settings.with_worker(concurrency=concurrency))
-    job = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(job, 30)
 
 
 def _task(text: str = "q", **kw: Any) -> Task:
@@ -251,9 +236,9 @@ async def test_json_stdout_becomes_a_structured_finding(
         f"import json, sys\nsys.stdin.read()\nprint('  ' + json.dumps({payload!r}) + '\\n')\n",
     )
     bad = _script(tmp_path, "bad.py", 'print(\'{"content": "x", "sources": "a.md:1"}\')\n')
-    async with _running(ExecHandler.from_command(_command(script)), settings):
+    async with running_worker(SPEC, ExecHandler.from_command(_command(script)), settings):
         good = await swarm.wait(await swarm.submit(SPEC, "where?"), timeout=30)
-    async with _running(ExecHandler.from_command(_command(bad)), settings):
+    async with running_worker(SPEC, ExecHandler.from_command(_command(bad)), settings):
         wrong = await swarm.wait(await swarm.submit(SPEC, "where?", max_attempts=1), timeout=30)
     assert good.status is Status.OK, good.error
     assert good.content == payload["content"]
@@ -266,7 +251,7 @@ async def test_json_stdout_becomes_a_structured_finding(
 
 async def test_plain_stdout_is_the_content(swarm: Swarm, settings: Settings) -> None:
     text = "first line\n  indented {not json}\n\n"
-    async with _running(ExecHandler.from_command("cat"), settings):
+    async with running_worker(SPEC, ExecHandler.from_command("cat"), settings):
         finding = await swarm.wait(await swarm.submit(SPEC, text), timeout=30)
     assert finding.status is Status.OK, finding.error
     assert finding.content == text  # the whole stdout, verbatim
@@ -304,7 +289,8 @@ async def test_nonzero_exit_fails_with_stderr_then_dead_letters(
         sys.exit(3)
         """,
     )
-    async with _running(ExecHandler.from_command(_command(script), name="failer"), settings):
+    failer = ExecHandler.from_command(_command(script), name="failer")
+    async with running_worker(SPEC, failer, settings):
         task = await swarm.submit(SPEC, "doomed", max_attempts=2)
         finding = await swarm.wait(task, timeout=30)
     assert finding.status is Status.FAILED
@@ -329,7 +315,7 @@ async def test_context_file_is_written_once_per_version_and_reused(
     await shard.load_documents([("notes/a.md", "alpha one\nalpha two\n"), ("b.md", "ünï beta")])
     v1 = await shard.context()
     assert v1 is not None
-    async with _running(handler, settings, concurrency=4):
+    async with running_worker(SPEC, handler, settings, concurrency=4):
         first = await shard.post(["q1", "q2", "q3", "q4"], pass_no=1)
         found = await swarm.wait_many(first, timeout=30)
         seen = [found[t.id].data for t in first]

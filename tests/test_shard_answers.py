@@ -4,17 +4,15 @@ a worker of another spec; and the citation check on pass syntheses."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import running_worker
 
-from swarmstream import EphemeralWorker, Settings, Status, Swarm, Task
+from swarmstream import Settings, Status, Swarm, Task
 from swarmstream.answers import (
     CitationChecker,
     CitationStatus,
@@ -31,7 +29,7 @@ from swarmstream.answers.citations import CitationCheck
 from swarmstream.answers.compose import check_against_passages
 from swarmstream.codec import pack, unpack
 from swarmstream.context import DocumentPart
-from swarmstream.handlers.base import Handler, as_handler
+from swarmstream.handlers.base import as_handler
 from swarmstream.handlers.exec import ExecHandler
 from swarmstream.models import Finding, Result
 from swarmstream.shard import HandlerSynthesizer, Knowledge, MemoryShard, MergeSynthesizer
@@ -49,20 +47,6 @@ OLD_MEMO = "# Memo\n\nProject Zeta's vault code was changed to 9999-OMEGA last s
 UNRELATED = "# Lunch\n\nThe canteen serves soup on Mondays.\n"
 # lines 201-203 of a long handbook split across shards
 HANDBOOK_PART = "Access rules.\nFor Project Zeta the vault code is 4417-ZETA.\nEnd of rules.\n"
-
-
-@contextlib.asynccontextmanager
-async def running(
-    spec: str, handler: Handler, settings: Settings, concurrency: int = 3
-) -> AsyncIterator[EphemeralWorker]:
-    """An in-process worker of ``spec`` until the block ends."""
-    worker = EphemeralWorker(spec, handler, settings.with_worker(concurrency=concurrency))
-    job = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(job, 30)
 
 
 def agent(script: str, *args: str) -> ExecHandler:
@@ -93,7 +77,7 @@ async def test_shard_answers_are_verified_merged_and_disagreements_reported(
     handler = agent(
         "by_shard.py", "beta=bad_line", "delta=not_found", "epsilon=garbage", "eta=failing"
     )
-    async with running("answer", handler, settings):
+    async with running_worker("answer", handler, settings, concurrency=3):
         merged = await ask_shards(swarm, QUESTION, list(loads), "answer", 60, max_attempts=1)
 
     assert merged.status == "resolved", merged.text
@@ -150,7 +134,7 @@ async def test_answer_prompt_maps_the_context_file(swarm: Swarm, settings: Setti
         seen.append(task)
         return '{"answer": "", "found": false}'
 
-    async with running("answer", as_handler(record), settings):
+    async with running_worker("answer", as_handler(record), settings, concurrency=3):
         merged = await ask_shards(swarm, "q?", ["map"], "answer", 30)
     assert merged.status == "not found" and merged.reason == "no shard found an answer (1 answered)"
     (task,) = seen
@@ -349,7 +333,7 @@ async def test_composed_answer_citations_are_checked_against_passages(
 
     # the shard changes after the passages were gathered: line 4 is no longer the code
     await kb.load_documents([("projects/zeta.md", "# Moved\n")])
-    async with running("compose", agent("composer.py"), settings):
+    async with running_worker("compose", agent("composer.py"), settings, concurrency=3):
         composed = await compose_answer(
             swarm, QUESTION, passages, "compose", 60, versions={"kb": 1}
         )
@@ -408,7 +392,7 @@ async def test_synthesis_records_unverified_sources(swarm: Swarm, settings: Sett
         sources, data = cites[task.text]
         return Result(f"finding {task.text}", tuple(sources), data=data)
 
-    async with running("syn", as_handler(handler), settings):
+    async with running_worker("syn", as_handler(handler), settings, concurrency=3):
         tasks = await shard.post(list(cites), pass_no=1)
         found = await swarm.wait_many(tasks, timeout=30)
     assert len(found) == 4

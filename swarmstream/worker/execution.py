@@ -32,6 +32,7 @@ from swarmstream.transport.streams import DUPLICATE, RECORDED, Completion, Entry
 from swarmstream.usage import PriceTable, Usage
 from swarmstream.worker.hooks import Hooks, Kind
 from swarmstream.worker.ledger import Ledger, Owned
+from swarmstream.worker.shared_redis import SharedRedis, serving
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,6 +156,14 @@ class Execution:
         self.hooks = hooks
         self.give_up = give_up
         self.prices = PriceTable.from_mapping(settings.prices)
+        self._shared: SharedRedis | None = None
+
+    @property
+    def shared_redis(self) -> SharedRedis:
+        """What ``worker_redis()`` gives this worker's handlers (built on first use)."""
+        if self._shared is None:
+            self._shared = SharedRedis(self.streams.link)
+        return self._shared
 
     def _spent(self, reported: Any, meter: usage.Meter) -> Usage | None:
         """What an attempt spent: the usage its handler returned, else what it
@@ -229,14 +238,15 @@ class Execution:
         if self.handler.needs_context and task.shard and self.context is not None:
             context = await self.context.borrow(task.shard)
         timeout = task.timeout or self.cfg.default_timeout
-        if timeout is None:
-            result = await self.handler(task, context)
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    result = await self.handler(task, context)
-            except TimeoutError:
-                raise HandlerTimeout(f"timed out after {timeout:g}s") from None
+        with serving(self.shared_redis):  # for swarmstream.worker_redis()
+            if timeout is None:
+                result = await self.handler(task, context)
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = await self.handler(task, context)
+                except TimeoutError:
+                    raise HandlerTimeout(f"timed out after {timeout:g}s") from None
         if not isinstance(result, Result):
             raise HandlerError(f"handler returned {type(result).__name__}, not a Result")
         return result
