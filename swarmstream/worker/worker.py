@@ -170,17 +170,22 @@ class EphemeralWorker(BackgroundLoops):
             for body in (self._leases_loop, self._reclaim_loop, self._flush_loop, self._upkeep_loop)
         ]
         try:
-            while not self._stop.is_set():
-                try:
-                    await self._unless_stopped(self.step())
-                    self._failures = 0
-                except TRANSIENT as exc:
-                    await self._backoff("read", exc)
-                await self._recover_if_needed()
-                self._check_exit()
+            await self._unless_stopped(self._read_loop())
         finally:
             await self._shutdown(loops)
         return self.summary()
+
+    async def _read_loop(self) -> None:
+        """Read and dispatch until stopped (``run`` cancels it at a stop: a read that
+        waits on a dead connection must not hold up the shutdown)."""
+        while not self._stop.is_set():
+            try:
+                await self.step()
+                self._failures = 0
+            except TRANSIENT as exc:
+                await self._backoff("read", exc)
+            await self._recover_if_needed()
+            self._check_exit()
 
     async def step(self) -> int:
         """One iteration: wait for room (free slots, plus read-ahead: ``readahead``),
@@ -389,10 +394,11 @@ class EphemeralWorker(BackgroundLoops):
 
     # -- reading and dispatching -------------------------------------------
 
-    async def _unless_stopped(self, coro: Coroutine[Any, Any, int]) -> None:
-        """Run one step, cancelled if the worker is stopped meanwhile (a read that
-        waits on a dead connection must not hold up the shutdown; what it may have
-        been delivered is released at exit)."""
+    async def _unless_stopped(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run the read loop, cancelled if the worker is stopped meanwhile (what a
+        read in flight may have been delivered is released at exit). Once for the
+        whole loop, not per read: that cost two tasks and several event-loop turns
+        per request."""
         step = asyncio.ensure_future(coro)
         stopped = asyncio.ensure_future(self._stop.wait())
         try:
