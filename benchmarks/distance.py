@@ -465,6 +465,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=20, help="round trips per RTT (half past 100)")
     p.add_argument("--redis-url", help="use this server (keys namespaced, deleted afterwards)")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG plot here")
     p.add_argument("--quick", action="store_true", help="CI smoke: 0,20 ms, 500 tasks, 1 repeat")
     args = p.parse_args(argv)
     if args.quick:
@@ -485,8 +486,49 @@ def main(argv: list[str] | None = None) -> int:
         console.print(describe(srv, f"{args.tasks:,} tasks x {args.repeat}; "), highlight=False)
         return await run_all(args, srv)
 
-    drive(args, measure, show, console)
+    report = drive(args, measure, show, console)
+    if args.plot:
+        plot(report, Path(args.plot))
+        console.print(f"wrote {args.plot}")
     return 0
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Tasks/s against the round trip (whole drain and while queued, with the 0.5x
+    goal), and the submit-to-finding round trip in RTTs (the 2.1 goal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(float(k), e) for k, e in report["rtt"].items() if float(k) > 0]
+    x = [k for k, _ in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    left.plot(x, [e["stats"]["median"] for _, e in rows], "o-", label="whole drain")
+    queued = [(e.get("steady") or {}).get("median") for _, e in rows]
+    left.plot(x, [q if q is not None else float("nan") for q in queued], "s-", label="while queued")
+    one = report["rtt"].get("1")
+    if one and one.get("steady"):
+        goal = 0.5 * one["steady"]["median"]
+        left.axhline(goal, color="red", linestyle="--", label="goal: 0.5x the 1 ms queued rate")
+    left.set_xscale("log")
+    left.set_ylim(bottom=0)
+    left.set_xlabel("round trip to Redis, ms")
+    left.set_title("one worker, no-op tasks, tasks/s")
+    left.legend()
+    trips = [(e.get("round_trip_rtt") or {}).get("median") for _, e in rows]
+    right.plot(x, [t if t is not None else float("nan") for t in trips], "o-")
+    right.axhline(2.1, color="red", linestyle="--", label="goal 2.1")
+    right.axhline(2.0, color="grey", linestyle=":", label="floor 2.0")
+    right.set_xscale("log")
+    right.set_xlabel("round trip to Redis, ms")
+    right.set_title("submit -> finding, in round trips")
+    right.legend()
+    c = report["config"]
+    fig.suptitle(f"distance: concurrency {c['concurrency']}, {c['tasks']:,} tasks")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
