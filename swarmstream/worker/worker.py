@@ -314,10 +314,16 @@ class EphemeralWorker(BackgroundLoops):
         tasks_keys = [self.keys.spec(s).tasks for s in self.specs]
         hot = [self.transport.scripts.source(n) for n in ("complete", "reclaim", "renew")]
         warm = asyncio.ensure_future(self.ahead.warm_up(self.streams.link, tasks_keys, hot))
-        for spec in self.specs[1:]:
-            await self.streams.ensure_group(spec)
-        await self._check_protocol()
-        await self.gate.refresh()
+        try:
+            for spec in self.specs[1:]:
+                await self.streams.ensure_group(spec)
+            await self._check_protocol()
+            await self.gate.refresh()
+        except BaseException:  # a failed start-up must not leave it opening connections
+            warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm
+            raise
         await warm
         self._seen_failures = self.transport.failures
         self.state = WorkerState.IDLE
