@@ -56,7 +56,7 @@ def test_one_percent_of_replies_lost_no_task_waits_a_third_of_claim_idle(
         worker = spawn(via, [SPEC], "echo", extra=("--concurrency", "8"))
         try:
             tasks: list[Task] = []
-            for i in range(0, 1500, 2):  # a steady trickle: about one read per task
+            for i in range(0, 3000, 2):  # a steady trickle: about one read per task
                 batch = [Task(spec=SPEC, text=f"t{i + j}") for j in range(2)]
                 _submit(raw, via, batch)
                 tasks += batch
