@@ -119,6 +119,11 @@ class WorkerSettings:
         return min(self.reclaim_interval, self.claim_idle / 2)
 
     @property
+    def reclaim_every_ms(self) -> int:
+        """The reclaim period in ms: also the period of the swarm's reclaim scan."""
+        return max(1, int(self.reclaim_every * 1000))
+
+    @property
     def heartbeat_ttl(self) -> int:
         return max(3, int(self.heartbeat_interval * 3 + 1))
 

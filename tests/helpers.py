@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -122,10 +122,13 @@ def busy_task(raw: redis.Redis, settings: Settings, worker: str) -> str | None:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    spec: str, handler: Any, settings: Settings, concurrency: int = 2
+    specs: str | Sequence[str], handler: Any, settings: Settings, concurrency: int | None = 2
 ) -> AsyncIterator[EphemeralWorker]:
-    """An in-process worker of ``spec`` running ``handler`` until the block ends."""
-    worker = EphemeralWorker(spec, handler, settings.with_worker(concurrency=concurrency))
+    """An in-process worker of ``specs`` running ``handler`` until the block ends
+    (``concurrency`` None: the settings' own)."""
+    if concurrency is not None:
+        settings = settings.with_worker(concurrency=concurrency)
+    worker = EphemeralWorker(specs if isinstance(specs, str) else list(specs), handler, settings)
     job = asyncio.create_task(worker.run())
     try:
         yield worker

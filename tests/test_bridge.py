@@ -12,13 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from helpers import await_until, kill9, wait_until
+from helpers import await_until, kill9, running_worker, wait_until
 
 from swarmstream import Settings, Swarm
 from swarmstream.bridge import BridgeOptions, JsonlBridge, bridge_name
@@ -26,7 +26,6 @@ from swarmstream.bridge.serve import corr_id
 from swarmstream.codec import decode_task
 from swarmstream.keys import Keys
 from swarmstream.models import Result, Task
-from swarmstream.worker.worker import EphemeralWorker
 
 SPEC = "research"
 
@@ -109,19 +108,6 @@ async def bridged(settings: Settings, **options: Any) -> AsyncIterator[JsonlBrid
         await asyncio.wait_for(task, 30)
 
 
-@contextlib.asynccontextmanager
-async def working(
-    settings: Settings, specs: Sequence[str], handler: Callable[..., Any]
-) -> AsyncIterator[EphemeralWorker]:
-    worker = EphemeralWorker(list(specs), handler, settings)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
-
-
 async def cited(task: Task) -> Result:
     """A handler answering with sources in the retrieve handler's format."""
     return Result(
@@ -169,7 +155,10 @@ async def test_query_line_becomes_task_and_finding_comes_back_with_sources(
 ) -> None:
     bus = tmp_path / "bus.jsonl"
     append(bus, {"type": "note", "from": "planner", "text": "not for the bridge"})
-    async with working(settings, [SPEC], cited), bridged(settings, path=bus, spec=SPEC) as b:
+    async with (
+        running_worker([SPEC], cited, settings, concurrency=None),
+        bridged(settings, path=bus, spec=SPEC) as b,
+    ):
         append(bus, query(1))
         (response,) = await until(lambda: of_type(bus, "response"), "the response line")
 
@@ -196,7 +185,7 @@ async def test_spec_chosen_by_to_and_numeric_timestamps(
 ) -> None:
     bus = tmp_path / "bus.jsonl"
     async with (
-        working(settings, [SPEC, "writer"], echo),
+        running_worker([SPEC, "writer"], echo, settings, concurrency=None),
         bridged(settings, path=bus) as bridge,
     ):
         append(bus, query("a"), query("b", to="writer", timestamp=1735732800.5))
@@ -310,7 +299,7 @@ async def test_serve_and_forward_on_one_file_do_not_loop(
     bus = tmp_path / "bus.jsonl"
     with FileAgent(bus):
         async with (
-            working(settings, [SPEC], echo),
+            running_worker([SPEC], echo, settings, concurrency=None),
             bridged(settings, path=bus, spec=SPEC, serve=("agents",)),
         ):
             served = await swarm.submit("agents", "for the file agents")
@@ -339,7 +328,7 @@ async def test_kill9_mid_stream_neither_repeats_nor_skips_a_line(
     no_trim = settings.with_worker(trim_interval=3600.0)  # XLEN then counts every XADD
     written = threading.Event()
     writer = threading.Thread(target=write_queries, args=(bus, n, 0.002, written))
-    async with working(no_trim, [SPEC], echo):
+    async with running_worker([SPEC], echo, no_trim, concurrency=None):
         proc = bridge_cli(settings, bus, "--spec", SPEC, "--name", "crash", log=log)
         try:
             writer.start()
@@ -381,7 +370,10 @@ async def test_a_task_committed_but_never_submitted_is_submitted_by_the_next_run
         with pytest.raises(Crash):  # then the bridge dies before its XADDs
             await JsonlBridge(BridgeOptions(path=bus, spec=SPEC), settings).run()
     assert task_entries(raw, settings) == []
-    async with working(settings, [SPEC], echo), bridged(settings, path=bus, spec=SPEC) as b:
+    async with (
+        running_worker([SPEC], echo, settings, concurrency=None),
+        bridged(settings, path=bus, spec=SPEC) as b,
+    ):
         await until(lambda: len(of_type(bus, "response")) == 2, "both responses")
         assert b.counts["tasks"] == 0  # no line read twice: the tasks came from Redis
     assert sorted(t.text for t in task_entries(raw, settings)) == ["question 1", "question 2"]
@@ -429,7 +421,10 @@ async def test_malformed_lines_are_reported_and_skipped(
         b'["a", "list"]\n',
         b'{"type": "query", "from": "p", "question": "\\ud800 lone surrogate"}\n',
     ]
-    async with working(settings, [SPEC], echo), bridged(settings, path=bus) as bridge:
+    async with (
+        running_worker([SPEC], echo, settings, concurrency=None),
+        bridged(settings, path=bus) as bridge,
+    ):
         append(bus, *bad)
         with bus.open("ab") as f:  # a 10 MB line, written in pieces as it grows
             f.write(b'{"type": "query", "from": "p", "to": "research", "question": "')
@@ -459,7 +454,10 @@ async def test_truncated_file_is_read_again_from_its_start(
 ) -> None:
     bus = tmp_path / "bus.jsonl"
     polling = {"path": bus, "spec": SPEC, "inotify": False}  # the poll alone finds it all
-    async with working(settings, [SPEC], echo), bridged(settings, **polling) as b:
+    async with (
+        running_worker([SPEC], echo, settings, concurrency=None),
+        bridged(settings, **polling) as b,
+    ):
         append(bus, query(1), query(2))
         await until(lambda: len(of_type(bus, "response")) == 2, "two responses")
         bus.write_bytes(b"")  # truncated
@@ -480,7 +478,7 @@ async def test_rotated_file_is_finished_then_the_new_one_read(
     def answers(*paths: Path) -> list[str]:
         return sorted(r["answer"] for p in paths for r in of_type(p, "response"))
 
-    async with working(settings, [SPEC], echo):
+    async with running_worker([SPEC], echo, settings, concurrency=None):
         async with bridged(settings, path=bus, spec=SPEC) as bridge:
             append(bus, query(1))
             await until(lambda: of_type(bus, "response"), "the first response")

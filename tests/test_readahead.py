@@ -14,6 +14,7 @@ from helpers import await_until
 from swarmstream import EphemeralWorker, Settings, Swarm, Task
 from swarmstream.keys import GROUP, Keys
 from swarmstream.netproxy import FaultProxy
+from swarmstream.worker import WorkerSummary
 from swarmstream.worker.readahead import MARGIN, ReadAhead
 
 SPEC = "ra"
@@ -119,15 +120,7 @@ async def test_queued_entries_are_released_on_stop_without_an_attempt(
 ) -> None:
     await _submit(swarm, 20)
     release = asyncio.Event()
-
-    async def slow(task: Task) -> str:
-        await release.wait()
-        return task.text
-
-    worker = EphemeralWorker(SPEC, slow, settings.with_worker(concurrency=2), name="stop-ra")
-    # as if timings had shown a fast handler: entries are read ahead and queued
-    worker.ahead.target = lambda: 8  # type: ignore[method-assign]
-    runner = asyncio.create_task(worker.run())
+    worker, runner = _reading_ahead(release, settings, target=8, name="stop-ra")
     await await_until(lambda: _async(len(worker.ahead) > 0), 20, "entries queued")
     queued = [o.entry.entry_id for o in worker.ahead.queue]
     assert all(not o.started and o.alive for o in worker.ahead.queue)
@@ -161,20 +154,28 @@ async def _async(value: bool) -> bool:
     return value
 
 
+def _reading_ahead(
+    release: asyncio.Event, settings: Settings, target: int, name: str
+) -> tuple[EphemeralWorker, asyncio.Task[WorkerSummary]]:
+    """A running worker with 2 slots whose handler waits for ``release``, reading
+    ``target`` entries ahead as if its timings had shown a fast handler."""
+
+    async def slow(task: Task) -> str:
+        await release.wait()
+        return task.text
+
+    worker = EphemeralWorker(SPEC, slow, settings.with_worker(concurrency=2), name=name)
+    worker.ahead.target = lambda: target  # type: ignore[method-assign]
+    return worker, asyncio.create_task(worker.run())
+
+
 async def test_more_than_a_page_of_queued_entries_is_released_on_stop(
     swarm: Swarm, settings: Settings, raw: redis.Redis
 ) -> None:
     """Release at exit pages through the worker's pending list (1,000 per call)."""
     await _submit(swarm, 2600)
     release = asyncio.Event()
-
-    async def slow(task: Task) -> str:
-        await release.wait()
-        return task.text
-
-    worker = EphemeralWorker(SPEC, slow, settings.with_worker(concurrency=2), name="page-ra")
-    worker.ahead.target = lambda: 2400  # type: ignore[method-assign]
-    runner = asyncio.create_task(worker.run())
+    worker, runner = _reading_ahead(release, settings, target=2400, name="page-ra")
     await await_until(lambda: _async(len(worker.ledger) > 2000), 30, "over 2,000 entries held")
     worker.stop()
     release.set()

@@ -136,8 +136,9 @@ class Desk:
             if stray is not None:
                 return stray
         min_idle = int(self.cfg.claim_idle * 1000)
-        scan_ms = max(1, int(self.cfg.reclaim_every * 1000))
-        entries = await self.streams.reclaim(spec, self.name, min_idle, 1, scan_ms)
+        entries = await self.streams.reclaim(
+            spec, self.name, min_idle, 1, self.cfg.reclaim_every_ms
+        )
         if entries:
             self.counts["reclaimed"] += 1
             return entries[0]

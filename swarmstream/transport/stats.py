@@ -25,7 +25,7 @@ from typing import Any
 from swarmstream import codec
 from swarmstream.accounting import Budget, SpecUsage, Totals, add_up, worker_totals
 from swarmstream.codec import text as _s
-from swarmstream.keys import GROUP, Keys, SpecKeys
+from swarmstream.keys import GROUP, Keys
 from swarmstream.models import Finding, WorkerInfo
 from swarmstream.transport.connection import str_hash
 from swarmstream.transport.link import Link
@@ -108,24 +108,6 @@ class StatsReading:
     #: registered workers whose heartbeat hash expired: dropped on the next read
     expired_workers: tuple[str, ...] = ()
     namespace_budget: Budget = field(default_factory=Budget)
-
-
-@dataclass(frozen=True, slots=True)
-class _SpecKeyNames:
-    """The keys of one spec that round trip 2 reads, built once (``SpecKeys``
-    builds each name on every access)."""
-
-    tasks: str
-    dead: str
-    stats: str
-    findings: str
-    leases: str
-    usage: str
-    budget: str
-
-    @classmethod
-    def of(cls, k: SpecKeys) -> _SpecKeyNames:
-        return cls(k.tasks, k.dead, k.stats, k.findings, k.leases, k.usage, k.budget)
 
 
 def _int(value: Any) -> int | None:
@@ -229,8 +211,6 @@ class StatsReader:
         self.client: Any = link.client  # replies are bytes; converted here
         self.keys = keys
         self._forget: list[str] = []  # expired workers, dropped on the next read
-        #: per spec, the keys round trip 2 reads (built and validated once)
-        self._spec_keys: dict[str, _SpecKeyNames] = {}
 
     async def read(self, feed_since: str | None = None) -> StatsReading:
         """Everything a snapshot is made of, decoded (see swarmstream.monitor).
@@ -312,7 +292,7 @@ class StatsReader:
         """Round trip 2: a fixed handful of O(1) commands per spec, worker and shard."""
         per_spec = feed_count(len(specs), feed_since)
         for spec in specs:
-            k = self._keys_of(spec)
+            k = self.keys.spec(spec)
             pipe.xlen(k.tasks)
             pipe.xinfo_groups(k.tasks)
             pipe.xlen(k.dead)
@@ -328,21 +308,12 @@ class StatsReader:
             pipe.hgetall(self.keys.shard(shard).meta)
             pipe.hmget(self.keys.shard(shard).workflow, *WORKFLOW_FIELDS)
 
-    def _keys_of(self, spec: str) -> _SpecKeyNames:
-        """The keys of ``spec`` (``Keys.spec``, remembered: their names do not change)."""
-        k = self._spec_keys.get(spec)
-        if k is None:
-            if len(self._spec_keys) >= 10_000:  # specs come and go: stay bounded
-                self._spec_keys.clear()
-            k = self._spec_keys[spec] = _SpecKeyNames.of(self.keys.spec(spec))
-        return k
-
     def _spec_row(self, spec: str, replies: list[Any]) -> SpecRow:
         length, groups, dead, stats, feed, leases, first, usage, budget = replies
         group = _group_info(groups)
         return SpecRow(
             name=spec,
-            stream=self._keys_of(spec).tasks,
+            stream=self.keys.spec(spec).tasks,
             length=length if isinstance(length, int) else 0,
             lag=_int(group.get("lag")),
             entries_read=_int(group.get("entries-read")),

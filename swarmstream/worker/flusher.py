@@ -49,7 +49,10 @@ class Flusher:
         self.buffer: dict[str, list[Completion]] = defaultdict(list)
         self.wanted = asyncio.Event()
         self.flushing = 0  # flushes in flight
-        self.queued = 0  # completions in the buffer
+
+    def queued(self) -> int:
+        """Completions waiting to be written."""
+        return sum(map(len, self.buffer.values()))
 
     def __bool__(self) -> bool:
         """True while completions wait to be written."""
@@ -58,12 +61,10 @@ class Flusher:
     async def add(self, spec: str, item: Completion, batch_only: bool) -> None:
         """Queue a completion; written at once unless a flush is in flight (or
         ``batch_only``), else by the flush loop with whatever joins it meanwhile."""
-        buffer = self.buffer[spec]
-        buffer.append(item)
-        self.queued += 1
+        self.buffer[spec].append(item)
         if batch_only:
             self.wanted.set()
-        elif not self.flushing or (self.flushing < MAX_WRITES and self.queued >= OVERLAP):
+        elif not self.flushing or (self.flushing < MAX_WRITES and self.queued() >= OVERLAP):
             await self.now()
         else:
             self.wanted.set()
@@ -99,7 +100,7 @@ class Flusher:
                 self.flushing -= 1
 
     async def once(self) -> None:
-        batch, self.buffer, self.queued = self.buffer, defaultdict(list), 0
+        batch, self.buffer = self.buffer, defaultdict(list)
         try:
             for spec in list(batch):
                 items = batch[spec]
@@ -121,5 +122,4 @@ class Flusher:
         finally:
             for spec, items in batch.items():  # put back what was not written
                 self.buffer[spec][:0] = items
-                self.queued += len(items)
             self.written()

@@ -70,14 +70,15 @@ class Leases:
         """One reclaim round over the specs while slots are free (``reclaim.lua``:
         due entries first; one worker per reclaim interval scans for them)."""
         min_idle = int(self.cfg.claim_idle * 1000)
-        scan_ms = max(1, int(self.cfg.reclaim_every * 1000))
         for spec in self.specs:
             count = free()
             if count <= 0:
                 break
             if self.paused(spec):
                 continue
-            entries = await self.streams.reclaim(spec, self.name, min_idle, count, scan_ms)
+            entries = await self.streams.reclaim(
+                spec, self.name, min_idle, count, self.cfg.reclaim_every_ms
+            )
             self.hooks.lease(LeaseKind.RECLAIMED, spec, len(entries))
             for entry in entries:
                 log.info("reclaimed %s/%s (delivery %d)", spec, entry.entry_id, entry.deliveries)

@@ -40,7 +40,7 @@ from typing import Any
 from swarmstream.transport.streams import Entry
 from swarmstream.worker.ledger import Ledger, Owned
 
-#: read-ahead = slots' completion rate x read round trip x MARGIN
+#: read-ahead = the rate the worker can complete tasks x the round trip x MARGIN
 MARGIN = 2.0
 #: a smaller read-ahead is none: the reads stay inline (one request at a time near
 #: Redis would otherwise pay a read task and its wake-ups for nothing)
@@ -54,9 +54,9 @@ PATIENCE = 4.0
 ALPHA = 0.25
 #: with read-ahead, a read waits until it can ask for 1/BATCH of what may be held
 BATCH = 8
-#: most reads in flight at once (one: each further one would need a connection)
+#: most reads in flight at once (each one holds a connection: see WARM)
 MAX_READS = 2
-#: connections opened before the first read
+#: connections opened at start (``warm_up``), the first ones loading hot scripts
 WARM = 6
 #: round trip samples the round trip is the least of
 RTT_SAMPLES = 8

@@ -484,7 +484,8 @@ class EphemeralWorker(BackgroundLoops):
             outcome = await self.execution.run(owned)
             self.ahead.finished(since)
             if not self._budgeted():  # with a budget, the spend is booked first
-                held = self._free_slot()
+                held = False
+                self._free_slot()
             await self._settle(owned, outcome)
         except asyncio.CancelledError:
             pass  # lease lost or shutdown: the entry is released or already taken
@@ -507,8 +508,8 @@ class EphemeralWorker(BackgroundLoops):
         written (what was spent is known before more is claimed)."""
         return bool(self.gate.limited) or self.gate.namespace is not None
 
-    def _free_slot(self) -> bool:
-        """A handler ended: start the next queued entry; False (no slot held now)."""
+    def _free_slot(self) -> None:
+        """A handler ended: start the next queued entry."""
         self._running -= 1
         self._last_activity = time.monotonic()
         self.ahead.start_queued()
@@ -517,7 +518,6 @@ class EphemeralWorker(BackgroundLoops):
             if self.state is WorkerState.BUSY:
                 self.state = WorkerState.IDLE
         self._slot_free.set()
-        return False
 
     def _job_ended(self, owned: Owned, job: asyncio.Task[None]) -> None:
         """A job that died of an exception is noticed at once: logged, and its entry
