@@ -69,6 +69,7 @@ An ACL user confined to one namespace needs only the key pattern ``~NS:*``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -244,7 +245,7 @@ class Keys:
         validate_name("namespace", self.namespace)
 
     def spec(self, spec: str) -> SpecKeys:
-        return SpecKeys(self.namespace, validate_name("spec", spec))
+        return _spec_keys(self.namespace, spec)
 
     def shard(self, shard: str) -> ShardKeys:
         return ShardKeys(self.namespace, validate_name("shard", shard))
@@ -289,3 +290,10 @@ class Keys:
     def raw(self, tag: str, name: str) -> str:
         """A key of ``swarmstream bench``'s plain redis-py reference (not swarmstream's)."""
         return f"{self.namespace}:raw:{{{validate_name('tag', tag)}}}:{name}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_keys(namespace: str, spec: str) -> SpecKeys:
+    """The keys of a spec, made once (every hot command names them; a bad name
+    raises, and an exception is never cached)."""
+    return SpecKeys(namespace, validate_name("spec", spec))

@@ -1,4 +1,5 @@
-"""Building an asyncio Redis client from RedisSettings, and the direct command path.
+"""Building an asyncio Redis client from RedisSettings (the direct command path that
+uses it is ``transport.direct``).
 
 Every client swarmstream builds carries a ``SwarmRetry``: redis-py's retry policy
 (reconnect with exponential backoff on connection errors and timeouts) plus two
@@ -9,16 +10,12 @@ the client's ``Health``, so a worker can tell that a reply may have been lost
 entries the group delivered to it that it does not hold.
 
 Time limits: commands sent through redis-py's API have ``socket_timeout``; the
-direct path (``call``/``pipeline``, the hot commands and every blocking read)
-runs without redis-py's per-command timer and applies its own: ``socket_timeout``
-for an ordinary command, the block time plus ``socket_timeout`` for a blocking
-read. A limit that expires drops the connection and counts as a connection
-failure, so the command is retried on a new one.
+direct path (``transport.direct``: the hot commands and every blocking read) applies
+its own, from the same ``Health``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import logging
@@ -38,7 +35,6 @@ from redis.exceptions import (
     MasterDownError,
     NoPermissionError,
     RedisError,
-    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -114,7 +110,7 @@ class Health:
 
 
 #: set while a SwarmRetry runs a call in this task (nested calls don't retry)
-_RETRYING: contextvars.ContextVar[bool] = contextvars.ContextVar("_RETRYING", default=False)
+RETRYING: contextvars.ContextVar[bool] = contextvars.ContextVar("_RETRYING", default=False)
 
 
 class SwarmRetry(Retry):
@@ -141,17 +137,17 @@ class SwarmRetry(Retry):
             except (AuthenticationError, AuthorizationError) as exc:
                 raise translated(settings, exc) from None  # not a RedisError: not retried
 
-        if _RETRYING.get():
+        if RETRYING.get():
             # redis-py nests retries: a command's retry wraps the connect's, and a
             # Sentinel connection adds a third around the primary's lookup. Only the
             # outermost retries, or the backoffs multiply (a Sentinel failover took
             # 19 s instead of 4).
             return await checked()
-        token = _RETRYING.set(True)
+        token = RETRYING.set(True)
         try:
             return await self._outermost(checked, fail, *args, **kwargs)
         finally:
-            _RETRYING.reset(token)
+            RETRYING.reset(token)
 
     async def _outermost(
         self, checked: Callable[[], Awaitable[T]], fail: Callable[..., Any], *args: Any, **kw: Any
@@ -230,87 +226,6 @@ def unreachable(settings: RedisSettings, exc: BaseException) -> ConnectionFailed
         f"cannot reach Redis at {settings.redacted_url}: {str(exc).rstrip('.')}. "
         "Start one with 'swarmstream up' or set --redis-url / SWARMSTREAM_REDIS_URL."
     )
-
-
-_hiredis_pack: Any
-try:  # hiredis's C packer: ~0.6 µs a command, against ~5 µs for redis-py's asyncio one
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _hiredis_pack = None
-
-
-def pack(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
-    """The commands as RESP bytes (or redis-py's list of chunks without hiredis)."""
-    if _hiredis_pack is None:
-        return conn.pack_commands(commands)
-    return b"".join(_hiredis_pack(tuple(c)) for c in commands)
-
-
-async def call(client: Redis, *args: Any, block_ms: int | None = None) -> Any:
-    """Run one command on a pooled connection and return the reply as RESP gives it.
-
-    The hot paths (a worker's XREADGROUP and its completion script, a waiter's
-    XREAD, a submit) and every blocking read use this instead of
-    ``client.execute_command``: it skips redis-py's per-command layers (response
-    callbacks, observability hooks, the timer task around each write). A blocking
-    command gives its ``block_ms``, so that its time limit allows for it. Reconnects
-    and retries follow the client's retry policy. An error reply is raised."""
-    reply = (await pipeline(client, [args], block_ms=block_ms))[0]
-    if isinstance(reply, ResponseError):
-        raise reply
-    return reply
-
-
-async def pipeline(
-    client: Redis, commands: Sequence[Sequence[Any]], *, block_ms: int | None = None
-) -> list[Any]:
-    """Several commands in one write on one connection; their replies, in order.
-    An error reply is returned in its place (a ResponseError), not raised.
-
-    The exchange has a time limit (see the module docstring); when it expires the
-    connection is dropped and the commands are sent again on a new one."""
-    pool: Any = client.connection_pool
-    health = health_of(client)
-    limit = None
-    if health is not None:
-        limit = health.command_limit if block_ms is None else health.blocking_limit(block_ms)
-    conn = await pool.get_connection()
-    saved = conn.socket_timeout
-    try:
-        conn.socket_timeout = None  # our own limit below, not redis-py's timer per write
-
-        async def exchange() -> list[Any]:
-            await conn.send_packed_command(pack(conn, commands))
-            out = []
-            for _ in commands:
-                try:
-                    out.append(await conn.read_response())
-                except ResponseError as exc:
-                    out.append(exc)
-            return out
-
-        async def attempt() -> list[Any]:
-            if limit is None:
-                return await exchange()
-            try:
-                async with asyncio.timeout(limit):
-                    return await exchange()
-            except TimeoutError:
-                await conn.disconnect(nowait=True)
-                raise RedisTimeoutError(f"no reply from Redis in {limit:g}s") from None
-
-        async def failed(error: BaseException) -> None:
-            await conn.disconnect()
-
-        result: list[Any] = await conn.retry.call_with_retry(attempt, failed)
-        return result
-    except BaseException:
-        # a cancelled or failed exchange leaves the connection's state unknown
-        await conn.disconnect(nowait=True)
-        raise
-    finally:
-        conn.socket_timeout = saved
-        await pool.release(conn)
 
 
 def str_hash(reply: Any) -> dict[str, str]:

@@ -44,7 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swarmstream.errors import ConnectionFailed, NotDurable
 from swarmstream.settings import RedisSettings
-from swarmstream.transport import connection
+from swarmstream.transport import connection, direct
 from swarmstream.transport.connection import Health, SwarmRetry, health_of
 from swarmstream.urls import RedisUrl, Topology, parse
 
@@ -95,7 +95,7 @@ class Link:
         write with WAIT when ``durable_replicas`` asks for it."""
         wait = self._wait_command() if durable else None
         sent = [*commands, wait] if wait else commands
-        replies = await connection.pipeline(self.client, sent, block_ms=block_ms)
+        replies = await direct.pipeline(self.client, sent, block_ms=block_ms)
         return self._checked(replies, wait)
 
     async def transaction(self, commands: Sequence[Sequence[Any]], *, key: str) -> list[Any]:
@@ -294,25 +294,8 @@ class ClusterLink(Link):
         )
         conn: Any = node.acquire_connection()
         try:
-            conn.socket_timeout = None  # our own limit below
-
-            async def exchange() -> list[Any]:
-                await conn.send_packed_command(connection.pack(conn, commands))
-                out = []
-                for _ in commands:
-                    try:
-                        out.append(await conn.read_response())
-                    except ResponseError as exc:
-                        out.append(exc)
-                return out
-
-            if limit is None:
-                return await exchange()
-            try:
-                async with asyncio.timeout(limit):
-                    return await exchange()
-            except TimeoutError:
-                raise RedisTimeoutError(f"no reply from Redis in {limit:g}s") from None
+            conn.socket_timeout = None  # our own limit, not redis-py's timer per write
+            return await direct.attempt(conn, commands, limit)
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
