@@ -28,6 +28,11 @@ or two for every request, depending only on where the phases happened to settle.
 The Redis and swarmstream requesters are event-driven and send back to back.
 Rounds of all configurations are interleaved; the ratios come from the same run.
 
+Where the time goes: around each round's sequential requests, the run samples the CPU
+time of the requester's and the responder's main threads (/proc/<pid>/schedstat),
+Redis's CPU (INFO cpu) and Redis's time per command (INFO commandstats), and reports
+each per request (medians of rounds).
+
     python benchmarks/latency.py                  # full run (~1 min, most of it the 1 s bus)
     python benchmarks/latency.py --quick          # CI smoke, a few seconds, 10 ms bus only
     python benchmarks/latency.py --json benchmarks/results/latency.json
@@ -40,6 +45,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import random
 import signal
 import statistics
@@ -290,6 +296,66 @@ class SwarmRequester:
 
 
 @dataclass
+class Costs:
+    """What one sequential request cost, averaged over a round: CPU microseconds of
+    the requester's and the responder's main threads and of Redis, and Redis's own
+    time per command."""
+
+    requester_us: float
+    responder_us: float
+    redis_us: float
+    commands_us: dict[str, float]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process's main thread has run so far (Linux /proc schedstat,
+    nanoseconds; NaN where it is not available)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def redis_costs(admin: Any) -> tuple[float, dict[str, tuple[int, int]]]:
+    """Redis's CPU seconds so far and, per command, (calls, microseconds)."""
+    cpu = admin.info("cpu")
+    stats = admin.info("commandstats")
+    per_command = {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+    }
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), per_command
+
+
+class CostMeter:
+    """Samples the costs around one configuration's sequential requests."""
+
+    def __init__(self, admin: Any, pid: int | None) -> None:
+        self.admin, self.pid = admin, pid
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float, dict[str, tuple[int, int]]]:
+        responder = process_cpu(self.pid) if self.pid else float("nan")
+        redis_cpu, commands = redis_costs(self.admin)
+        return process_cpu(os.getpid()), responder, redis_cpu, commands
+
+    def per_request(self, n: int) -> Costs:
+        a, b = self.start, self._now()
+        commands: dict[str, float] = {}
+        for name, (_calls, usec) in b[3].items():
+            was = a[3].get(name, (0, 0))
+            # the meter's own INFO calls and the admin's CLIENT LIST are not the requests'
+            if name not in ("info", "client|list") and usec > was[1]:
+                commands[name] = (usec - was[1]) / n
+        return Costs(
+            (b[0] - a[0]) / n * 1e6,
+            (b[1] - a[1]) / n * 1e6,
+            (b[2] - a[2]) / n * 1e6,
+            commands,
+        )
+
+
+@dataclass
 class Config:
     key: str
     label: str
@@ -299,7 +365,9 @@ class Config:
     burst_fn: Callable[[int], float]
     close: Callable[[], None]
     think: float = 0.0  # random untimed pause before each sequential request, up to this
+    pid: int | None = None  # the responder's process (its CPU is sampled)
     samples: list[float] = field(default_factory=list)  # seconds
+    costs: list[Costs] = field(default_factory=list)  # per round, per sequential request
     round_p50: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)  # requests/s per burst
 
@@ -366,7 +434,7 @@ class Harness:
         bus = self.tmp / f"{key}.jsonl"
         bus.touch()
         argv = [sys.executable, str(HERE), "_jsonl_responder", str(bus), str(poll), RESPONDER]
-        self.popen(argv, self.tmp / f"{key}.log")
+        pid = self.popen(argv, self.tmp / f"{key}.log").pid
         r = JsonlRequester(bus, poll)
         self.configs.append(
             Config(
@@ -378,6 +446,7 @@ class Harness:
                 lambda n: send_burst(r, n),
                 _noop,
                 think=poll,
+                pid=pid,
             )
         )
 
@@ -388,6 +457,7 @@ class Harness:
         name = f"{RESPONDER}-{ns}"
         argv = [sys.executable, str(HERE), "_raw_responder", kind, self.url, req, resp, name]
         proc = self.popen(argv, self.tmp / f"{ns}.log")
+        pid = proc.pid
         if kind == "pubsub":
             deadline = time.monotonic() + 30
             while not self.admin.pubsub_numsub(req)[0][1]:
@@ -406,6 +476,7 @@ class Harness:
                 lambda: send_and_wait(r),
                 lambda n: send_burst(r, n),
                 r.close,
+                pid=pid,
             )
         )
 
@@ -419,7 +490,9 @@ class Harness:
         wait_client(self.admin, f"swarmstream:{name}", "xreadgroup", proc)
         r = SwarmRequester(settings)
         self.configs.append(
-            Config("swarmstream", "swarmstream", seq, burst, r.latency, r.burst, r.close)
+            Config(
+                "swarmstream", "swarmstream", seq, burst, r.latency, r.burst, r.close, pid=proc.pid
+            )
         )
 
     def cleanup(self) -> None:
@@ -458,10 +531,12 @@ def run(h: Harness) -> None:
             if c.key == "jsonl_1000ms" and rnd > 0:
                 continue
             lat = []
+            meter = CostMeter(h.admin, c.pid)
             for _ in range(c.seq):
                 if c.think:  # de-phase from the responder's poll clock (see the docstring)
                     time.sleep(rng.uniform(0, c.think))
                 lat.append(c.latency())
+            c.costs.append(meter.per_request(c.seq))
             c.samples += lat
             c.round_p50.append(statistics.median(lat))
             c.rates.append(c.burst / c.burst_fn(c.burst))
@@ -490,8 +565,26 @@ def summarize(h: Harness) -> dict[str, Any]:
             "req_per_s_median": statistics.median(c.rates),
             "req_per_s_runs": c.rates,
             "samples_ms": ms,
+            "cost_us_per_request": costs_of(c.costs),
         }
     return out
+
+
+def costs_of(rounds: list[Costs]) -> dict[str, Any]:
+    """Medians over the rounds of what one sequential request cost (microseconds)."""
+
+    def med(xs: list[float]) -> float | None:
+        xs = [x for x in xs if x == x]  # NaN: not measured
+        return statistics.median(xs) if xs else None
+
+    names = sorted({n for c in rounds for n in c.commands_us})
+    commands = {n: med([c.commands_us.get(n, 0.0) for c in rounds]) for n in names}
+    return {
+        "requester_cpu": med([c.requester_us for c in rounds]),
+        "responder_cpu": med([c.responder_us for c in rounds]),
+        "redis_cpu": med([c.redis_us for c in rounds]),
+        "redis_commands": {n: v for n, v in commands.items() if v},
+    }
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -522,6 +615,28 @@ def print_table(report: dict[str, Any]) -> None:
             f"{e['req_per_s_median']:,.0f} ({min(rates):,.0f}-{max(rates):,.0f})",
         )
     console.print(table)
+    costs = Table(
+        title="what one sequential request costs, µs (medians of rounds): CPU of the "
+        "requester's and the responder's main threads (/proc schedstat) and of Redis "
+        "(INFO cpu); Redis's time per command (INFO commandstats; a script's time "
+        "includes the commands it calls, listed too)"
+    )
+    for col in ("configuration", "requester CPU", "responder CPU", "Redis CPU", "Redis commands"):
+        costs.add_column(
+            col, justify="left" if col in ("configuration", "Redis commands") else "right"
+        )
+    for e in res.values():
+        c = e["cost_us_per_request"]
+        top = sorted(c["redis_commands"].items(), key=lambda kv: -kv[1])
+        costs.add_row(
+            e["label"],
+            *(
+                f"{c[k]:,.0f}" if c[k] is not None else "-"
+                for k in ("requester_cpu", "responder_cpu", "redis_cpu")
+            ),
+            ", ".join(f"{n} {v:.1f}" for n, v in top if v >= 0.5),
+        )
+    console.print(costs)
     r = report["ratios"]
     console.print(
         f"swarmstream p50 / raw streams p50: [bold]{r['swarmstream_over_raw_streams']:.2f}x[/]"
