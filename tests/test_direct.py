@@ -1,4 +1,5 @@
-"""The direct command path: kept connections, the retry policy's replay, cancels."""
+"""The direct command path: kept connections, the retry policy's replay, cancels,
+time limits."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
+from swarmstream.netproxy import FaultProxy
 from swarmstream.settings import Settings
 from swarmstream.transport import direct
 from swarmstream.transport.connection import connect, health_of
@@ -113,3 +117,44 @@ async def test_an_error_reply_is_raised_and_the_connection_kept(
     assert replies[0] == b"text"
     assert isinstance(replies[1], redis.exceptions.ResponseError)
     assert len(ours(raw, client)) == 1
+
+
+async def test_a_link_gone_silent_costs_each_try_the_time_limit(
+    settings: Settings, redis_url: str
+) -> None:
+    upstream = urlsplit(redis_url)
+    with FaultProxy(upstream.hostname or "127.0.0.1", upstream.port or 6379) as proxy:
+        via = replace(settings.redis, url=proxy.url_for(), socket_timeout=0.3, retries=1)
+        c = connect(via)
+        try:
+            await direct.call(c, "PING")  # connected, handshake done
+            proxy.freeze()  # a middlebox swallows every packet, both ways
+            started = time.monotonic()
+            with pytest.raises(
+                redis.exceptions.TimeoutError, match=r"no reply from Redis in 0\.3s"
+            ):
+                await asyncio.wait_for(direct.call(c, "PING"), 10)  # a broken limit: 10 s
+            took = time.monotonic() - started
+            health = health_of(c)
+            assert health is not None and health.failures == 2  # the try and its one retry
+            assert 0.6 <= took < 3.0, took  # 2 x 0.3 s and a backoff
+        finally:
+            proxy.thaw()
+            await c.aclose()
+
+
+async def test_a_blocking_read_gets_its_block_time_on_top_of_the_limit(
+    settings: Settings, namespace: str
+) -> None:
+    c = connect(replace(settings.redis, socket_timeout=0.2))
+    try:
+        started = time.monotonic()
+        reply = await direct.call(
+            c, "BLPOP", f"{namespace}:never", 0.6, block_ms=600
+        )  # 0.6 s > the 0.2 s limit: the read's own block time is allowed for
+        assert reply is None
+        assert time.monotonic() - started >= 0.55
+        health = health_of(c)
+        assert health is not None and health.failures == 0
+    finally:
+        await c.aclose()
