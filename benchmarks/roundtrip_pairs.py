@@ -26,34 +26,19 @@ import datetime as dt
 import json
 import signal
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
 from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
 from benchmarks.common import describe, interrupt, machine_info, redis_server  # noqa: E402
-from benchmarks.latency import (  # noqa: E402
-    RESPONDER,
-    SPEC,
-    RawRequester,
-    SwarmRequester,
-    pct,
-    process_cpu,
-    send_and_wait,
-    wait_client,
-)
-from benchmarks.throughput import stop_process  # noqa: E402
-from swarmstream.settings import Settings  # noqa: E402
-from swarmstream.worker.process import spawn_worker  # noqa: E402
+from benchmarks.latency import Harness, pct, process_cpu  # noqa: E402
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 KINDS = ("raw", "swarmstream")
@@ -78,52 +63,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
-    run_id = uuid.uuid4().hex[:8]
-    ns = {k: f"bench-{run_id}-pairs-{k}" for k in KINDS}
-    admin: Any = redis.Redis.from_url(url)
-    procs: list[subprocess.Popen[bytes]] = []
-    raw: RawRequester | None = None
-    swarm: SwarmRequester | None = None
+    """Start both responders as ``latency.py`` does (its harness), and measure."""
+    h = Harness(url, tmp, args)
     try:
-        req, resp = f"{ns['raw']}:req", f"{ns['raw']}:resp"
-        raw = RawRequester("streams", url, req, resp)
-        name = f"{RESPONDER}-{ns['raw']}"
-        argv = [sys.executable, str(HERE.parent / "latency.py"), "_raw_responder", "streams"]
-        with (tmp / "raw.log").open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [*argv, url, req, resp, name], stdout=out, stderr=out, start_new_session=True
-                )
-            )
-        wait_client(admin, name, "xreadgroup", procs[-1])
-        settings = Settings.from_flat(
-            {"url": url, "namespace": ns["swarmstream"], "concurrency": 8}
-        )
-        worker_name = f"pairs-{run_id}"
-        with (tmp / "worker.log").open("wb") as out:
-            procs.append(
-                spawn_worker([SPEC], "echo", settings, name=worker_name, stdout=out, stderr=out)
-            )
-        wait_client(admin, f"swarmstream:{worker_name}", "xreadgroup", procs[-1])
-        swarm = SwarmRequester(settings)
-        requesters: dict[str, Callable[[], float]] = {
-            "raw": lambda: send_and_wait(raw),
-            "swarmstream": swarm.latency,
-        }
-        pids = {"raw": procs[0].pid, "swarmstream": procs[1].pid}
+        h.add_raw("streams", 0, 0)
+        h.add_swarmstream(0, 0)
+        raw, swarm = h.configs
+        requesters = {"raw": raw.latency, "swarmstream": swarm.latency}
+        pids = {"raw": raw.pid or 0, "swarmstream": swarm.pid or 0}
         return measure(requesters, pids, args)
     finally:
-        if swarm is not None:
-            swarm.close()
-        if raw is not None:
-            raw.close()
-        for proc in procs:
-            stop_process(proc)
-        for prefix in ns.values():  # our own keys only; never FLUSHALL
-            keys = list(admin.scan_iter(match=f"{prefix}:*", count=1000))
-            for i in range(0, len(keys), 1000):
-                admin.unlink(*keys[i : i + 1000])
-        admin.close()
+        h.cleanup()
 
 
 def measure(

@@ -73,10 +73,10 @@ class Lane:
 
     async def take(self) -> Any:
         """A connection: a kept one if any is free, else a new checkout of the pool."""
-        if self.idle and self.pid == os.getpid():
-            return self.idle.pop()
         if self.pid != os.getpid():  # a forked child: the parent's sockets are not its own
             self.idle, self.pid = [], os.getpid()
+        if self.idle:
+            return self.idle.pop()
         return await self.pool.get_connection()
 
     async def give_back(self, conn: Any) -> None:

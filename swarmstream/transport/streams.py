@@ -112,8 +112,6 @@ class Streams:
         self._groups: set[str] = set()
         #: on a cluster, the XREADGROUPs of slot groups still blocking (see read)
         self._carried: dict[tuple[str, ...], asyncio.Task[list[Entry]]] = {}
-        #: per set of task stream keys read together, the spec of each (as replied)
-        self._spec_of: dict[tuple[str, ...], dict[bytes, str]] = {}
 
     # -- producing ---------------------------------------------------------
 
@@ -218,12 +216,7 @@ class Streams:
         self, keys: list[str], consumer: str, count: int, block_ms: int
     ) -> list[Entry]:
         """One XREADGROUP over keys of one slot."""
-        spec_of = self._spec_of.get(tuple(keys))
-        if spec_of is None:
-            spec_of = {k.encode(): self.keys.spec_of(k) for k in keys}
-            if len(self._spec_of) >= 64:  # subsets of paused specs: bounded
-                self._spec_of.clear()
-            self._spec_of[tuple(keys)] = spec_of
+        spec_of = {k.encode(): self.keys.spec_of(k) for k in keys}
         args: list[Any] = ["XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count]
         args += ["BLOCK", block_ms, "STREAMS", *keys, *([">"] * len(keys))]
         try:
