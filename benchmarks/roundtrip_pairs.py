@@ -39,9 +39,18 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
 from benchmarks.common import describe, interrupt, machine_info, redis_server  # noqa: E402
 from benchmarks.latency import Harness, pct, process_cpu  # noqa: E402
+from benchmarks.roundtrip_parts import add_asyncio_raw, add_library_loop  # noqa: E402
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 KINDS = ("raw", "swarmstream")
+#: with --parts (see roundtrip_parts.py)
+PARTS = ("raw_asyncio", "library_loop")
+LABELS = {
+    "raw": "raw streams",
+    "swarmstream": "swarmstream",
+    "raw_asyncio": "raw streams, asyncio",
+    "library_loop": "swarmstream, library loop",
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,6 +62,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--redis-url",
         help="use this server instead of starting one (keys are namespaced and deleted "
         "afterwards; nothing is flushed)",
+    )
+    p.add_argument(
+        "--parts",
+        action="store_true",
+        help="two more configurations in the rotation, to tell apart what costs: raw "
+        "streams on asyncio and the direct path, and swarmstream's requester with a "
+        "plain loop of the library's read/decode/encode/complete instead of a worker "
+        "(roundtrip_parts.py)",
     )
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--quick", action="store_true", help="1 block of 50 pairs (CI smoke)")
@@ -68,9 +85,12 @@ def run(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         h.add_raw("streams", 0, 0)
         h.add_swarmstream(0, 0)
-        raw, swarm = h.configs
-        requesters = {"raw": raw.latency, "swarmstream": swarm.latency}
-        pids = {"raw": raw.pid or 0, "swarmstream": swarm.pid or 0}
+        if args.parts:
+            add_asyncio_raw(h)
+            add_library_loop(h)
+        kinds = KINDS + PARTS if args.parts else KINDS
+        requesters = {k: c.latency for k, c in zip(kinds, h.configs, strict=True)}
+        pids = {k: c.pid or 0 for k, c in zip(kinds, h.configs, strict=True)}
         return measure(requesters, pids, args)
     finally:
         h.cleanup()
@@ -79,33 +99,38 @@ def run(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 def measure(
     requesters: dict[str, Callable[[], float]], pids: dict[str, int], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Warm up, then ``args.blocks`` blocks of alternating requests."""
+    """Warm up, then ``args.blocks`` blocks of alternating requests (the order of the
+    configurations reversed every other request)."""
+    kinds = tuple(requesters)
     for _ in range(args.warmup):
-        for kind in KINDS:
+        for kind in kinds:
             requesters[kind]()
-    samples: dict[str, list[float]] = {k: [] for k in KINDS}
-    cpu: dict[str, list[float]] = {k: [] for k in KINDS}
+    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
     blocks: list[dict[str, float]] = []
-    responder_cpu = {k: 0.0 for k in KINDS}
+    responder_cpu = {k: 0.0 for k in kinds}
     for block in range(args.blocks):
-        ours: dict[str, list[float]] = {k: [] for k in KINDS}
-        at_start = {k: process_cpu(pids[k]) for k in KINDS}
+        ours: dict[str, list[float]] = {k: [] for k in kinds}
+        at_start = {k: process_cpu(pids[k]) for k in kinds}
         for i in range(args.pairs):
-            order = KINDS if (i + block) % 2 == 0 else KINDS[::-1]
+            order = kinds if (i + block) % 2 == 0 else kinds[::-1]
             for kind in order:
                 before = time.process_time()
                 ours[kind].append(requesters[kind]())
                 cpu[kind].append(time.process_time() - before)
-        for k in KINDS:  # each responder idles while the other one's request runs
+        for k in kinds:  # each responder idles while the other one's request runs
             responder_cpu[k] += process_cpu(pids[k]) - at_start[k]
         p50 = {k: statistics.median(v) for k, v in ours.items()}
         blocks.append({f"{k}_p50_ms": v * 1e3 for k, v in p50.items()})
         blocks[-1]["ratio"] = p50["swarmstream"] / p50["raw"]
-        for k in KINDS:
+        for k in kinds[2:]:
+            blocks[-1][f"{k}_ratio"] = p50[k] / p50["raw"]
+        for k in kinds:
             samples[k] += ours[k]
+        parts = "".join(f", {k} {blocks[-1][k + '_ratio']:.2f}x" for k in kinds[2:])
         console.print(
             f"  block {block + 1}/{args.blocks}: raw p50 {p50['raw'] * 1e3:.3f} ms, "
-            f"swarmstream {p50['swarmstream'] * 1e3:.3f} ms, {blocks[-1]['ratio']:.2f}x",
+            f"swarmstream {p50['swarmstream'] * 1e3:.3f} ms, {blocks[-1]['ratio']:.2f}x{parts}",
             highlight=False,
         )
     n = args.blocks * args.pairs
@@ -117,7 +142,7 @@ def measure(
             "requester_cpu_us": statistics.median(cpu[k]) * 1e6,
             "responder_cpu_us": responder_cpu[k] / n * 1e6,
         }
-        for k in KINDS
+        for k in kinds
     }
     ratios = [b["ratio"] for b in blocks]
     return {
@@ -130,13 +155,16 @@ def measure(
 
 def print_table(report: dict[str, Any]) -> None:
     table = Table(title="submit -> finding against raw streams, one request of each in turn")
-    for col in ("configuration", "n", "p50 ms", "p99 ms", "requester CPU µs", "responder CPU µs"):
+    cols = ("configuration", "n", "p50 ms", "p50 / raw", "p99 ms", "requester CPU µs")
+    for col in (*cols, "responder CPU µs"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
+    raw = report["results"]["raw"]["p50_ms"]
     for kind, e in report["results"].items():
         table.add_row(
-            "raw streams" if kind == "raw" else kind,
+            LABELS[kind],
             str(e["n"]),
             f"{e['p50_ms']:.3f}",
+            f"{e['p50_ms'] / raw:.2f}x",
             f"{e['p99_ms']:.3f}",
             f"{e['requester_cpu_us']:,.0f}",
             f"{e['responder_cpu_us']:,.0f}",
@@ -166,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             "pairs": args.pairs,
             "warmup": args.warmup,
             "swarmstream_concurrency": 8,
+            "parts": args.parts,
             "redis": "external" if args.redis_url else "embedded (appendonly no, save '')",
             "quick": args.quick,
         },

@@ -48,7 +48,7 @@ STEPS: dict[str, tuple[str, list[str], list[str]]] = {
     "swarm": ("swarm.py", [], ["--quick"]),
     "distance": ("distance.py", [], ["--quick"]),
     "handler_redis": ("handler_redis.py", [], ["--quick"]),
-    "roundtrip_pairs": ("roundtrip_pairs.py", [], ["--quick"]),
+    "roundtrip_pairs": ("roundtrip_pairs.py", ["--parts"], ["--quick", "--parts"]),
 }
 
 
