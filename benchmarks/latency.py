@@ -64,6 +64,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmstream.client import Swarm
+from swarmstream.codec import text as codec_text
 from swarmstream.models import Task
 from swarmstream.settings import Settings
 from swarmstream.worker.process import spawn_worker
@@ -160,15 +161,34 @@ class JsonlRequester:
 # -- raw Redis references (redis-py + hiredis + msgpack) -----------------------
 
 
+def request(prefix: str, seq: int) -> tuple[str, bytes]:
+    """A raw request: its id and its msgpack body."""
+    rid = f"{prefix}-{seq}"
+    return rid, bytes(msgpack.packb({"id": rid, "body": f"task {seq}", "ts": time.time()}))
+
+
+def answer(raw: bytes) -> bytes:
+    """A raw responder's reply to the request body ``raw``."""
+    msg = msgpack.unpackb(raw, raw=False)
+    return bytes(msgpack.packb({"re": msg["id"], "body": msg["body"], "ts": time.time()}))
+
+
+def answered(raw: bytes) -> str:
+    """The request id a raw reply body answers."""
+    return str(msgpack.unpackb(raw, raw=False)["re"])
+
+
+def open_streams(client: Any, req: str, resp: str) -> str:
+    """Make the request stream's group and a first reply entry; the id to XREAD
+    replies from."""
+    client.xgroup_create(req, GROUP, id="$", mkstream=True)
+    client.xadd(resp, {"body": b""})  # so XREAD has a real id to start from
+    return codec_text(client.xinfo_stream(resp)["last-generated-id"])
+
+
 def raw_responder(kind: str, url: str, req: str, resp: str, name: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     client: Any = redis.Redis.from_url(url, client_name=name)
-    packb, unpackb = msgpack.packb, msgpack.unpackb
-
-    def answer(raw: bytes) -> bytes:
-        msg = unpackb(raw, raw=False)
-        return bytes(packb({"re": msg["id"], "body": msg["body"], "ts": time.time()}))
-
     if kind == "streams":
         while True:
             reply = client.xreadgroup(GROUP, name, {req: ">"}, count=100, block=BLOCK_MS)
@@ -203,9 +223,7 @@ class RawRequester:
         self.cursor = "$"
         self.ps: Any = None
         if kind == "streams":
-            self.client.xgroup_create(req, GROUP, id="$", mkstream=True)
-            self.client.xadd(resp, {"body": b""})  # so XREAD has a real id to start from
-            self.cursor = self.client.xinfo_stream(resp)["last-generated-id"]
+            self.cursor = open_streams(self.client, req, resp)
         if kind == "pubsub":
             self.ps = client.pubsub(ignore_subscribe_messages=True)
             self.ps.subscribe(resp)
@@ -214,8 +232,7 @@ class RawRequester:
 
     def send(self) -> str:
         self.seq += 1
-        rid = f"{REQUESTER}-{self.seq}"
-        body = msgpack.packb({"id": rid, "body": f"task {self.seq}", "ts": time.time()})
+        rid, body = request(REQUESTER, self.seq)
         if self.kind == "streams":
             self.client.xadd(self.req, {"body": body})
         elif self.kind == "lists":
@@ -226,7 +243,6 @@ class RawRequester:
 
     def collect(self, wanted: set[str]) -> None:
         deadline = time.monotonic() + TIMEOUT
-        unpackb = msgpack.unpackb
         while wanted:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"raw {self.kind}: {len(wanted)} responses missing")
@@ -235,15 +251,15 @@ class RawRequester:
                 for _key, entries in reply or ():
                     for entry_id, fields in entries:
                         self.cursor = entry_id
-                        wanted.discard(unpackb(fields[b"body"], raw=False)["re"])
+                        wanted.discard(answered(fields[b"body"]))
             elif self.kind == "lists":
                 item = self.client.brpop([self.resp], timeout=1)
                 if item:
-                    wanted.discard(unpackb(item[1], raw=False)["re"])
+                    wanted.discard(answered(item[1]))
             else:
                 m = self.ps.get_message(timeout=1.0)
                 if m is not None:
-                    wanted.discard(unpackb(m["data"], raw=False)["re"])
+                    wanted.discard(answered(m["data"]))
 
     def close(self) -> None:
         if self.ps is not None:

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import redis
 from redis.asyncio import Redis
 
@@ -42,10 +41,15 @@ from benchmarks.latency import (  # noqa: E402
     Config,
     Harness,
     SwarmRequester,
+    answer,
+    answered,
+    open_streams,
+    request,
     wait_client,
 )
 from swarmstream import codec  # noqa: E402
 from swarmstream.client import Swarm  # noqa: E402
+from swarmstream.models import Status  # noqa: E402
 from swarmstream.settings import Settings  # noqa: E402
 from swarmstream.transport import direct  # noqa: E402
 from swarmstream.transport.connection import stream_entries  # noqa: E402
@@ -63,11 +67,9 @@ async def asyncio_responder(url: str, req: str, resp: str, name: str) -> None:
         entries = list(stream_entries(reply))
         if not entries:
             continue
-        commands: list[tuple[Any, ...]] = []
-        for _key, _id, fields in entries:
-            msg = msgpack.unpackb(fields[b"body"], raw=False)
-            body = msgpack.packb({"re": msg["id"], "body": msg["body"], "ts": time.time()})
-            commands.append(("XADD", resp, "*", "body", body))
+        commands: list[tuple[Any, ...]] = [
+            ("XADD", resp, "*", "body", answer(fields[b"body"])) for _key, _id, fields in entries
+        ]
         commands.append(("XACK", req, GROUP, *[e[1] for e in entries]))
         await direct.pipeline(client, commands)
 
@@ -77,9 +79,7 @@ class AsyncioRequester:
 
     def __init__(self, url: str, req: str, resp: str) -> None:
         admin: Any = redis.Redis.from_url(url)
-        admin.xgroup_create(req, GROUP, id="$", mkstream=True)
-        admin.xadd(resp, {"body": b""})  # so XREAD has a real id to start from
-        self.cursor = admin.xinfo_stream(resp)["last-generated-id"].decode()
+        self.cursor = open_streams(admin, req, resp)
         admin.close()
         self.loop = asyncio.new_event_loop()
         self.client = Redis.from_url(url)
@@ -91,8 +91,7 @@ class AsyncioRequester:
     async def _one(self) -> float:
         t0 = time.perf_counter()
         self.seq += 1
-        rid = f"asyncio-{self.seq}"
-        body = msgpack.packb({"id": rid, "body": f"task {self.seq}", "ts": time.time()})
+        rid, body = request("asyncio", self.seq)
         await direct.call(self.client, "XADD", self.req, "*", "body", body)
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
@@ -101,7 +100,7 @@ class AsyncioRequester:
             found = False
             for _key, entry_id, fields in stream_entries(reply):
                 self.cursor = entry_id
-                found = found or msgpack.unpackb(fields[b"body"], raw=False)["re"] == rid
+                found = found or answered(fields[b"body"]) == rid
             if found:
                 return time.perf_counter() - t0
         raise RuntimeError("raw streams, asyncio: no reply")
@@ -124,14 +123,15 @@ async def library_loop(url: str, namespace: str) -> None:
                 task, wire = codec.decode_task(entry.spec, entry.fields, limit, entry.deliveries)
                 body = codec.finding_body(
                     task,
-                    status="ok",
+                    status=Status.OK.value,
                     content=task.text,
                     worker=CONSUMER,
                     started=started,
                     finished=time.time(),
                     wire=wire,
                 )
-                done = Completion(entry.entry_id, task.id, task.shard or "", "ok", body, False)
+                ok = Status.OK.value
+                done = Completion(entry.entry_id, task.id, task.shard or "", ok, body, False)
                 await streams.complete(SPEC, CONSUMER, [done])
 
 
